@@ -31,12 +31,12 @@ std::string_view IsaName(Isa isa) {
 }
 
 absl::StatusOr<Isa> ParseIsa(std::string_view name) {
-  std::string n = absl::AsciiStrToLower(name);
+  std::string n = absl::AsciiStrToLower(std::string(name));
   if (n == "portable") return Isa::kPortable;
   if (n == "avx2") return Isa::kAvx2;
   if (n == "avx512") return Isa::kAvx512;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown ISA '", name, "' (expected portable, avx2 or avx512)"));
+      absl::StrCat("unknown ISA '", std::string(name), "' (expected portable, avx2 or avx512)"));
 }
 
 Isa DetectIsa() {

@@ -21,6 +21,9 @@ namespace {
     }                                                                             \
   } while (0)
 
+// Debian's abseil has its own string_view type.
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 int64_t ConvOut(int64_t in, int k, int stride, int pad_a, int pad_b, int dilation) {
   return (in + pad_a + pad_b - dilation * (k - 1) - 1) / stride + 1;
 }
@@ -65,7 +68,7 @@ ParamId Graph::AddParam(Param p) {
 
 ValueId Graph::AddNode(Node node, Dims out_dims) {
   int32_t index = static_cast<int32_t>(nodes_.size());
-  std::string vname = node.name.empty() ? absl::StrCat(OpTypeName(node.type), "_", index)
+  std::string vname = node.name.empty() ? absl::StrCat(Sv(OpTypeName(node.type)), "_", index)
                                         : node.name;
   node.output = NewValue(std::move(vname), out_dims, index);
   ValueId out = node.output;
@@ -82,13 +85,13 @@ ValueId Graph::Input(std::string name, Dims dims) {
 ValueId Graph::Conv2D(ValueId x, const Conv2DAttrs& a, bool bias, std::string_view prefix) {
   const Dims& in = value(x).dims;
   VS_GRAPH_CHECK(a.groups >= 1 && in.c % a.groups == 0 && a.out_channels % a.groups == 0,
-                 absl::StrCat(prefix, ": groups must divide channels"));
+                 absl::StrCat(Sv(prefix), ": groups must divide channels"));
   VS_GRAPH_CHECK(a.stride_h >= 1 && a.stride_w >= 1 && a.kernel_h >= 1 && a.kernel_w >= 1,
-                 absl::StrCat(prefix, ": bad kernel/stride"));
+                 absl::StrCat(Sv(prefix), ": bad kernel/stride"));
   Dims out{ConvOut(in.h, a.kernel_h, a.stride_h, a.pad_top, a.pad_bottom, a.dilation_h),
            ConvOut(in.w, a.kernel_w, a.stride_w, a.pad_left, a.pad_right, a.dilation_w),
            a.out_channels};
-  VS_GRAPH_CHECK(out.h >= 1 && out.w >= 1, absl::StrCat(prefix, ": empty output"));
+  VS_GRAPH_CHECK(out.h >= 1 && out.w >= 1, absl::StrCat(Sv(prefix), ": empty output"));
   int64_t cin_g = in.c / a.groups;
   Node n;
   n.type = OpType::kConv2D;
@@ -96,12 +99,12 @@ ValueId Graph::Conv2D(ValueId x, const Conv2DAttrs& a, bool bias, std::string_vi
   n.inputs = {x};
   n.attrs = a;
   int64_t fan_in = cin_g * a.kernel_h * a.kernel_w;
-  n.params.push_back(NewParam(absl::StrCat(prefix, ".weight"),
+  n.params.push_back(NewParam(absl::StrCat(Sv(prefix), ".weight"),
                               {a.out_channels, cin_g, a.kernel_h, a.kernel_w}, ParamRole::kWeight,
                               fan_in));
   if (bias) {
     n.params.push_back(
-        NewParam(absl::StrCat(prefix, ".bias"), {a.out_channels}, ParamRole::kBias, fan_in));
+        NewParam(absl::StrCat(Sv(prefix), ".bias"), {a.out_channels}, ParamRole::kBias, fan_in));
   }
   return AddNode(std::move(n), out);
 }
@@ -113,10 +116,10 @@ ValueId Graph::BatchNorm(ValueId x, std::string_view prefix, float eps) {
   n.name = std::string(prefix);
   n.inputs = {x};
   n.attrs = BatchNormAttrs{eps};
-  n.params = {NewParam(absl::StrCat(prefix, ".weight"), {c}, ParamRole::kBnGamma, 0),
-              NewParam(absl::StrCat(prefix, ".bias"), {c}, ParamRole::kBnBeta, 0),
-              NewParam(absl::StrCat(prefix, ".running_mean"), {c}, ParamRole::kBnMean, 0),
-              NewParam(absl::StrCat(prefix, ".running_var"), {c}, ParamRole::kBnVar, 0)};
+  n.params = {NewParam(absl::StrCat(Sv(prefix), ".weight"), {c}, ParamRole::kBnGamma, 0),
+              NewParam(absl::StrCat(Sv(prefix), ".bias"), {c}, ParamRole::kBnBeta, 0),
+              NewParam(absl::StrCat(Sv(prefix), ".running_mean"), {c}, ParamRole::kBnMean, 0),
+              NewParam(absl::StrCat(Sv(prefix), ".running_var"), {c}, ParamRole::kBnVar, 0)};
   return AddNode(std::move(n), value(x).dims);
 }
 
@@ -166,8 +169,8 @@ ValueId Graph::LayerNorm(ValueId x, std::string_view prefix, float eps) {
   n.name = std::string(prefix);
   n.inputs = {x};
   n.attrs = LayerNormAttrs{eps};
-  n.params = {NewParam(absl::StrCat(prefix, ".weight"), {c}, ParamRole::kLnGamma, 0),
-              NewParam(absl::StrCat(prefix, ".bias"), {c}, ParamRole::kLnBeta, 0)};
+  n.params = {NewParam(absl::StrCat(Sv(prefix), ".weight"), {c}, ParamRole::kLnGamma, 0),
+              NewParam(absl::StrCat(Sv(prefix), ".bias"), {c}, ParamRole::kLnBeta, 0)};
   return AddNode(std::move(n), value(x).dims);
 }
 
@@ -197,11 +200,11 @@ ValueId Graph::Linear(ValueId x, int64_t out_features, bool bias, std::string_vi
   n.name = std::string(prefix);
   n.inputs = {x};
   n.attrs = LinearAttrs{out_features, Activation::kNone, false};
-  n.params.push_back(NewParam(absl::StrCat(prefix, ".weight"), {out_features, in.c},
+  n.params.push_back(NewParam(absl::StrCat(Sv(prefix), ".weight"), {out_features, in.c},
                               ParamRole::kWeight, in.c));
   if (bias) {
     n.params.push_back(
-        NewParam(absl::StrCat(prefix, ".bias"), {out_features}, ParamRole::kBias, in.c));
+        NewParam(absl::StrCat(Sv(prefix), ".bias"), {out_features}, ParamRole::kBias, in.c));
   }
   return AddNode(std::move(n), Dims{1, 1, out_features});
 }
@@ -222,10 +225,10 @@ ValueId Graph::SqueezeExcite(ValueId x, const SqueezeExciteAttrs& a, std::string
   n.inputs = {x};
   n.attrs = a;
   n.params = {
-      NewParam(absl::StrCat(prefix, ".fc1.weight"), {s, c, 1, 1}, ParamRole::kWeight, c),
-      NewParam(absl::StrCat(prefix, ".fc1.bias"), {s}, ParamRole::kBias, c),
-      NewParam(absl::StrCat(prefix, ".fc2.weight"), {c, s, 1, 1}, ParamRole::kWeight, s),
-      NewParam(absl::StrCat(prefix, ".fc2.bias"), {c}, ParamRole::kBias, s)};
+      NewParam(absl::StrCat(Sv(prefix), ".fc1.weight"), {s, c, 1, 1}, ParamRole::kWeight, c),
+      NewParam(absl::StrCat(Sv(prefix), ".fc1.bias"), {s}, ParamRole::kBias, c),
+      NewParam(absl::StrCat(Sv(prefix), ".fc2.weight"), {c, s, 1, 1}, ParamRole::kWeight, s),
+      NewParam(absl::StrCat(Sv(prefix), ".fc2.bias"), {c}, ParamRole::kBias, s)};
   return AddNode(std::move(n), value(x).dims);
 }
 

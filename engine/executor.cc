@@ -1,0 +1,186 @@
+#include "engine/executor.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "tbb/blocked_range.h"
+#include "tbb/parallel_for.h"
+#include "tbb/partitioner.h"
+#include "tbb/task_arena.h"
+#include "tbb/task_scheduler_observer.h"
+
+namespace visionserve::engine {
+
+class ThreadPool::Observer : public tbb::task_scheduler_observer {
+ public:
+  explicit Observer(tbb::task_arena& arena) : tbb::task_scheduler_observer(arena) { observe(true); }
+  ~Observer() override { observe(false); }
+  void on_scheduler_entry(bool /*worker*/) override { FlushDenormalsOnThisThread(); }
+};
+
+ThreadPool::ThreadPool(int num_threads)
+    : num_threads_(num_threads > 0 ? num_threads : CpuAllowance()),
+      arena_(std::make_unique<tbb::task_arena>(num_threads_)) {
+  arena_->initialize();
+  observer_ = std::make_unique<Observer>(*arena_);
+}
+
+ThreadPool::~ThreadPool() {
+  observer_.reset();
+  arena_.reset();
+}
+
+// Activation memory for one in-flight run: mapped once, huge pages requested, touched up front.
+struct CompiledModel::Arena {
+  std::byte* base = nullptr;
+  size_t bytes = 0;
+  size_t scratch_offset = 0;
+  size_t scratch_per_thread = 0;
+
+  Arena(size_t arena_bytes, size_t scratch_bytes, int threads) {
+    scratch_offset = (arena_bytes + 4095) / 4096 * 4096;
+    scratch_per_thread = scratch_bytes;
+    bytes = std::max<size_t>(scratch_offset + scratch_bytes * threads, 4096);
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    if (bytes >= (2u << 20)) madvise(p, bytes, MADV_HUGEPAGE);
+    base = static_cast<std::byte*>(p);
+    std::memset(base, 0, bytes);  // first touch now, not on the hot path
+  }
+  ~Arena() { munmap(base, bytes); }
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+};
+
+struct CompiledModel::PlanEntry {
+  std::unique_ptr<Plan> plan;
+  absl::Mutex mu;
+  std::vector<std::unique_ptr<Arena>> free ABSL_GUARDED_BY(mu);
+
+  std::unique_ptr<Arena> Acquire(int threads) {
+    {
+      absl::MutexLock lock(&mu);
+      if (!free.empty()) {
+        auto a = std::move(free.back());
+        free.pop_back();
+        return a;
+      }
+    }
+    return std::make_unique<Arena>(plan->arena_bytes(), plan->scratch_bytes_per_thread(), threads);
+  }
+  void Release(std::unique_ptr<Arena> a) {
+    absl::MutexLock lock(&mu);
+    free.push_back(std::move(a));
+  }
+};
+
+CompiledModel::~CompiledModel() = default;
+
+absl::StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(Graph graph,
+                                                                     const CompileOptions& opts) {
+  if (graph.inputs().size() != 1 || graph.outputs().size() != 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "a compiled model needs one input and one output, graph has %d and %d",
+        graph.inputs().size(), graph.outputs().size()));
+  }
+  if (opts.max_batch_size < 1) return absl::InvalidArgumentError("max_batch_size must be >= 1");
+  std::unique_ptr<CompiledModel> m(new CompiledModel());
+  m->isa_ = std::min(opts.isa, DetectIsa());
+  m->max_batch_size_ = opts.max_batch_size;
+  if (opts.optimize) {
+    if (absl::Status s = OptimizeGraph(graph, &m->pass_stats_); !s.ok()) return s;
+  } else if (absl::Status s = graph.Validate(); !s.ok()) {
+    return s;
+  }
+  m->graph_ = std::move(graph);
+  m->input_dims_ = m->graph_.value(m->graph_.inputs()[0]).dims;
+  m->output_dims_ = m->graph_.value(m->graph_.outputs()[0]).dims;
+  m->pool_ = std::make_unique<ThreadPool>(opts.num_threads);
+  for (int64_t b : opts.batch_sizes) {
+    auto entry = m->GetEntry(b);
+    if (!entry.ok()) return entry.status();
+    // One arena per plan up front, so the first request does not pay for page faults.
+    (*entry)->Release((*entry)->Acquire(m->pool_->num_threads()));
+  }
+  return m;
+}
+
+int CompiledModel::num_threads() const { return pool_->num_threads(); }
+
+absl::StatusOr<CompiledModel::PlanEntry*> CompiledModel::GetEntry(int64_t batch) const {
+  if (batch < 1 || batch > max_batch_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("batch size %d outside [1, %d]", batch, max_batch_size_));
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = plans_.find(batch);
+  if (it != plans_.end()) return it->second.get();
+  PlanOptions po;
+  po.batch = batch;
+  po.isa = isa_;
+  po.num_threads = pool_->num_threads();
+  auto plan = MakePlan(graph_, po, &weights_);
+  if (!plan.ok()) return plan.status();
+  auto entry = std::make_unique<PlanEntry>();
+  entry->plan = std::move(*plan);
+  PlanEntry* raw = entry.get();
+  plans_.emplace(batch, std::move(entry));
+  return raw;
+}
+
+absl::StatusOr<const Plan*> CompiledModel::GetPlan(int64_t batch) const {
+  auto entry = GetEntry(batch);
+  if (!entry.ok()) return entry.status();
+  return (*entry)->plan.get();
+}
+
+void CompiledModel::Execute(const Plan& plan, const RunContext& ctx, std::byte* scratch) const {
+  const size_t per_thread = plan.scratch_bytes_per_thread();
+  for (const PlannedStep& step : plan.steps()) {
+    const Op& op = *step.op;
+    for (int stage = 0; stage < op.NumStages(); ++stage) {
+      const int64_t tiles = op.NumTiles(stage);
+      const int64_t grain = std::max<int64_t>(1, op.Grain(stage));
+      if (tiles <= grain) {
+        const int t = std::max(0, tbb::this_task_arena::current_thread_index());
+        op.RunTiles(stage, 0, tiles, ctx, per_thread ? scratch + t * per_thread : nullptr);
+        continue;
+      }
+      tbb::parallel_for(
+          tbb::blocked_range<int64_t>(0, tiles, grain),
+          [&](const tbb::blocked_range<int64_t>& r) {
+            const int t = std::max(0, tbb::this_task_arena::current_thread_index());
+            op.RunTiles(stage, r.begin(), r.end(), ctx,
+                        per_thread ? scratch + t * per_thread : nullptr);
+          },
+          tbb::simple_partitioner());
+    }
+  }
+}
+
+absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
+                                std::span<float> output) const {
+  auto entry_or = GetEntry(batch);
+  if (!entry_or.ok()) return entry_or.status();
+  PlanEntry* entry = *entry_or;
+  const size_t in_need = static_cast<size_t>(batch * input_dims_.elements());
+  const size_t out_need = static_cast<size_t>(batch * output_dims_.elements());
+  if (input.size() != in_need || output.size() < out_need) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "batch %d needs %d input and %d output floats, got %d and %d", batch, in_need, out_need,
+        input.size(), output.size()));
+  }
+  std::unique_ptr<Arena> arena = entry->Acquire(pool_->num_threads());
+  const float* inputs[1] = {input.data()};
+  float* outputs[1] = {output.data()};
+  RunContext ctx{arena->base, inputs, outputs};
+  std::byte* scratch = arena->base + arena->scratch_offset;
+  pool_->arena().execute([&] { Execute(*entry->plan, ctx, scratch); });
+  entry->Release(std::move(arena));
+  return absl::OkStatus();
+}
+
+}  // namespace visionserve::engine

@@ -1,0 +1,99 @@
+#pragma once
+
+// A compiled model: an optimized graph, weights packed once, a Plan per batch size (made at
+// load for the listed sizes, or on first use of another size) and a pool of pre-touched
+// activation arenas per plan. Run() is const and thread-safe: concurrent batches each take
+// their own arena from the pool; in steady state a run allocates nothing.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/cpu_features.h"
+#include "engine/graph.h"
+#include "engine/ops/op.h"
+#include "engine/passes.h"
+#include "engine/plan.h"
+#include "tbb/task_arena.h"
+
+namespace visionserve::engine {
+
+class ThreadPool;
+
+struct CompileOptions {
+  Isa isa = DefaultIsa();
+  // Worker threads; 0 = the process's CPU allowance (affinity mask and cgroup quota).
+  int num_threads = 0;
+  // Batch sizes planned (and their arenas touched) at load; others are planned on first use.
+  std::vector<int64_t> batch_sizes = {1};
+  // Largest batch Run() accepts.
+  int64_t max_batch_size = 256;
+  // Run the fusion passes (off only to test the unfused ops).
+  bool optimize = true;
+};
+
+// A process-wide pool of worker threads (one oneTBB arena) that flush denormals.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  int num_threads() const { return num_threads_; }
+  tbb::task_arena& arena() { return *arena_; }
+
+ private:
+  class Observer;
+  int num_threads_;
+  std::unique_ptr<tbb::task_arena> arena_;
+  std::unique_ptr<Observer> observer_;
+};
+
+class CompiledModel {
+ public:
+  static absl::StatusOr<std::unique_ptr<CompiledModel>> Create(Graph graph,
+                                                               const CompileOptions& options);
+  ~CompiledModel();
+
+  // Runs `batch` images. `input` holds batch × input_dims() floats (NHWC), `output` receives
+  // batch × output_dims() floats. Thread-safe.
+  absl::Status Run(int64_t batch, std::span<const float> input, std::span<float> output) const;
+
+  // The plan for a batch size (made now if needed). Thread-safe.
+  absl::StatusOr<const Plan*> GetPlan(int64_t batch) const;
+
+  const Graph& graph() const { return graph_; }
+  const Dims& input_dims() const { return input_dims_; }
+  const Dims& output_dims() const { return output_dims_; }
+  Isa isa() const { return isa_; }
+  int num_threads() const;
+  const PassStats& pass_stats() const { return pass_stats_; }
+  int64_t max_batch_size() const { return max_batch_size_; }
+
+ private:
+  struct Arena;
+  struct PlanEntry;
+  CompiledModel() = default;
+  absl::StatusOr<PlanEntry*> GetEntry(int64_t batch) const;
+  void Execute(const Plan& plan, const RunContext& ctx, std::byte* scratch) const;
+
+  Graph graph_;
+  Dims input_dims_, output_dims_;
+  Isa isa_ = Isa::kPortable;
+  int64_t max_batch_size_ = 256;
+  PassStats pass_stats_;
+  std::unique_ptr<ThreadPool> pool_;
+  mutable WeightCache weights_;
+  mutable absl::Mutex mu_;
+  mutable std::map<int64_t, std::unique_ptr<PlanEntry>> plans_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace visionserve::engine
