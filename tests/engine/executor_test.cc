@@ -1,0 +1,189 @@
+#include "engine/executor.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "engine/reference.h"
+#include "gtest/gtest.h"
+#include "tests/engine/test_util.h"
+
+// Counts heap allocations made through operator new anywhere in the process, to prove that a
+// warmed-up Run() allocates nothing.
+static std::atomic<int64_t> g_news{0};
+void* operator new(size_t n) {
+  g_news.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n) {
+  g_news.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+namespace visionserve::engine {
+namespace {
+
+using testing::RandomizeParams;
+using testing::RandomTensor;
+using testing::RelMaxDiff;
+
+Conv2DAttrs Conv(int64_t out, int k, int stride = 1, int64_t groups = 1) {
+  Conv2DAttrs a;
+  a.out_channels = out;
+  a.kernel_h = a.kernel_w = k;
+  a.stride_h = a.stride_w = stride;
+  a.pad_top = a.pad_left = a.pad_bottom = a.pad_right = k / 2;
+  a.groups = groups;
+  return a;
+}
+
+// A little network touching every op family: stem conv, BN, activations, grouped and
+// depthwise convs, squeeze-excite, residuals, LayerNorm + layer scale, max pool, GAP, linear.
+Graph MixedNet() {
+  Graph g;
+  ValueId x = g.Input("input", {19, 17, 3});
+  ValueId s = g.Act(g.BatchNorm(g.Conv2D(x, Conv(16, 3, 2), false, "stem"), "stem_bn"),
+                    Activation::kHardSwish);
+  ValueId p = g.MaxPool(s, MaxPoolAttrs{});
+  // RegNet-style: 1x1 -> grouped 3x3 -> SE -> 1x1 + residual, ReLU after add.
+  ValueId a = g.Act(g.BatchNorm(g.Conv2D(p, Conv(24, 1), false, "b1.a"), "b1.a_bn"),
+                    Activation::kReLU);
+  ValueId b = g.Act(g.BatchNorm(g.Conv2D(a, Conv(24, 3, 1, 3), false, "b1.b"), "b1.b_bn"),
+                    Activation::kReLU);
+  b = g.SqueezeExcite(b, SqueezeExciteAttrs{6, Activation::kReLU, Activation::kSigmoid}, "b1.se");
+  ValueId c = g.BatchNorm(g.Conv2D(b, Conv(16, 1), false, "b1.c"), "b1.c_bn");
+  ValueId r = g.Add(c, p, Activation::kReLU);
+  // MBConv-style: expand, depthwise 5x5 stride 2 with SiLU, SE, project.
+  ValueId e = g.Act(g.BatchNorm(g.Conv2D(r, Conv(40, 1), false, "b2.e"), "b2.e_bn"),
+                    Activation::kSiLU);
+  ValueId d = g.Act(g.BatchNorm(g.Conv2D(e, Conv(40, 5, 2, 40), false, "b2.d"), "b2.d_bn"),
+                    Activation::kSiLU);
+  d = g.SqueezeExcite(d, SqueezeExciteAttrs{10, Activation::kSiLU, Activation::kSigmoid}, "b2.se");
+  ValueId m = g.BatchNorm(g.Conv2D(d, Conv(20, 1), false, "b2.p"), "b2.p_bn");
+  // ConvNeXt-style: dw 7x7 -> LN -> 1x1 4C + GELU -> 1x1 C -> layer scale -> + m.
+  ValueId n = g.LayerNorm(g.Conv2D(m, Conv(20, 7, 1, 20), true, "b3.dw"), "b3.ln");
+  ValueId h = g.Act(g.Conv2D(n, Conv(80, 1), true, "b3.pw1"), Activation::kGELU);
+  ValueId o = g.ChannelScale(g.Conv2D(h, Conv(20, 1), true, "b3.pw2"), "b3.gamma");
+  ValueId y = g.Add(o, m);
+  ValueId z = g.LayerNorm(g.GlobalAvgPool(y), "head.ln");
+  g.MarkOutput(g.Linear(z, 11, true, "fc"));
+  RandomizeParams(g, 42);
+  return g;
+}
+
+std::vector<Isa> AvailableIsas() {
+  std::vector<Isa> out;
+  for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) {
+    if (i <= DetectIsa()) out.push_back(i);
+  }
+  return out;
+}
+
+TEST(CompiledModelTest, MatchesReferenceOnEveryIsaAndBatch) {
+  const Graph g = MixedNet();
+  for (Isa isa : AvailableIsas()) {
+    CompileOptions opts;
+    opts.isa = isa;
+    opts.num_threads = 2;
+    opts.batch_sizes = {1, 3};
+    auto m = CompiledModel::Create(g, opts);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_GT((*m)->pass_stats().batchnorms_folded, 0);
+    for (int64_t batch : {1, 3, 5}) {
+      Tensor x = RandomTensor(batch, g.value(g.inputs()[0]).dims, 100 + batch);
+      auto ref = RunReference(g, {&x, 1});
+      ASSERT_TRUE(ref.ok()) << ref.status();
+      Tensor y(batch, (*m)->output_dims());
+      ASSERT_TRUE((*m)->Run(batch, x.span(), y.span()).ok());
+      EXPECT_LT(RelMaxDiff(y, (*ref)[0]), 2e-4) << IsaName(isa) << " batch " << batch;
+    }
+  }
+}
+
+TEST(CompiledModelTest, ArenaSharesMemoryBetweenDeadIntermediates) {
+  auto m = CompiledModel::Create(MixedNet(), CompileOptions{});
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto plan = (*m)->GetPlan(4);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_GT((*plan)->arena_bytes(), 0u);
+  EXPECT_LT((*plan)->arena_bytes() * 2, (*plan)->intermediate_bytes());
+  EXPECT_FALSE((*plan)->Describe((*m)->graph()).empty());
+}
+
+TEST(CompiledModelTest, ConcurrentRunsGiveTheSameResultsAsSerialRuns) {
+  CompileOptions opts;
+  opts.num_threads = 2;
+  opts.batch_sizes = {2};
+  auto m = CompiledModel::Create(MixedNet(), opts);
+  ASSERT_TRUE(m.ok()) << m.status();
+  const Dims in = (*m)->input_dims();
+  std::vector<Tensor> inputs, expected;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(RandomTensor(2, in, 7 + i));
+    expected.emplace_back(2, (*m)->output_dims());
+    ASSERT_TRUE((*m)->Run(2, inputs[i].span(), expected[i].span()).ok());
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Tensor y(2, (*m)->output_dims());
+      for (int rep = 0; rep < 20; ++rep) {
+        const int i = (t + rep) % 4;
+        if (!(*m)->Run(2, inputs[i].span(), y.span()).ok() ||
+            RelMaxDiff(y, expected[i]) > 0) {
+          ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST(CompiledModelTest, WarmRunAllocatesNothing) {
+  CompileOptions opts;
+  opts.num_threads = 2;
+  opts.batch_sizes = {2};
+  auto m = CompiledModel::Create(MixedNet(), opts);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Tensor x = RandomTensor(2, (*m)->input_dims(), 1);
+  Tensor y(2, (*m)->output_dims());
+  ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
+  ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
+  const int64_t before = g_news.load();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
+  EXPECT_EQ(g_news.load() - before, 0);
+}
+
+TEST(CompiledModelTest, RejectsBadBatchAndBufferSizes) {
+  CompileOptions opts;
+  opts.max_batch_size = 4;
+  auto m = CompiledModel::Create(MixedNet(), opts);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Tensor x = RandomTensor(1, (*m)->input_dims(), 1);
+  Tensor y(1, (*m)->output_dims());
+  EXPECT_EQ((*m)->Run(0, x.span(), y.span()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*m)->Run(5, x.span(), y.span()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*m)->Run(2, x.span(), y.span()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*m)->Run(1, x.span(), y.span()).ok());
+}
+
+TEST(CompiledModelTest, RejectsGraphsWithSeveralInputs) {
+  Graph g;
+  ValueId a = g.Input("a", {2, 2, 4});
+  ValueId b = g.Input("b", {2, 2, 4});
+  g.MarkOutput(g.Add(a, b));
+  auto m = CompiledModel::Create(g, CompileOptions{});
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace visionserve::engine
