@@ -33,6 +33,7 @@ ABSL_FLAG(int, input_size, 0, "input resolution (0: the catalog's)");
 ABSL_FLAG(std::string, isa, "", "kernel set: portable, avx2, avx512 (default: best available)");
 ABSL_FLAG(bool, json, false, "one JSON object per batch size instead of a table");
 ABSL_FLAG(bool, plan, false, "print each batch size's plan (ops, kernels, arena)");
+ABSL_FLAG(bool, profile, false, "print the time of each plan step (median of the runs)");
 ABSL_FLAG(bool, list, false, "list the zoo's models and exit");
 
 namespace {
@@ -66,6 +67,33 @@ double Percentile(std::vector<double> v, double p) {
   const size_t lo = static_cast<size_t>(idx);
   const size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (idx - lo);
+}
+
+// Per-step median times over a few profiled runs, slowest first.
+void PrintProfile(const CompiledModel& m, const visionserve::engine::Plan& plan, int64_t batch,
+                  const std::vector<float>& input, std::vector<float>& output) {
+  const size_t n = plan.steps().size();
+  std::vector<std::vector<double>> t(n);
+  for (int rep = 0; rep < 5; ++rep) {
+    auto s = m.ProfileSteps(batch, input, output);
+    if (!s.ok()) return;
+    for (size_t i = 0; i < n; ++i) t[i].push_back((*s)[i]);
+  }
+  std::vector<std::pair<double, size_t>> rows;
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    rows.emplace_back(Percentile(t[i], 0.5), i);
+    total += rows.back().first;
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::printf("profile batch %lld: %.2f ms in %zu steps\n", static_cast<long long>(batch),
+              total * 1e3, n);
+  for (const auto& [sec, i] : rows) {
+    const auto& op = *plan.steps()[i].op;
+    const auto& node = m.graph().node(plan.steps()[i].node_index);
+    std::printf("  %8.3f ms %5.1f%% %7.1f GFLOP/s  %-40s %s\n", sec * 1e3, 100 * sec / total,
+                op.Flops() * 1e-9 / sec, node.name.c_str(), op.Describe().c_str());
+  }
 }
 
 }  // namespace
@@ -162,6 +190,7 @@ int main(int argc, char** argv) {
       lat_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
       elapsed = std::chrono::duration<double>(t1 - start).count();
     }
+    if (absl::GetFlag(FLAGS_profile)) PrintProfile(m, **plan, b, input, output);
     const double img_s = b * lat_ms.size() / elapsed;
     const double gflops = (*plan)->flops() * 1e-9 * lat_ms.size() / elapsed;
     const double p50 = Percentile(lat_ms, 0.5), p99 = Percentile(lat_ms, 0.99);

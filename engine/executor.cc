@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -90,6 +91,7 @@ absl::StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(Graph graph
   std::unique_ptr<CompiledModel> m(new CompiledModel());
   m->isa_ = std::min(opts.isa, DetectIsa());
   m->max_batch_size_ = opts.max_batch_size;
+  m->max_chunk_ = opts.max_chunk;
   if (opts.optimize) {
     if (absl::Status s = OptimizeGraph(graph, &m->pass_stats_); !s.ok()) return s;
   } else if (absl::Status s = graph.Validate(); !s.ok()) {
@@ -100,6 +102,7 @@ absl::StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(Graph graph
   m->output_dims_ = m->graph_.value(m->graph_.outputs()[0]).dims;
   m->pool_ = std::make_unique<ThreadPool>(opts.num_threads);
   for (int64_t b : opts.batch_sizes) {
+    if (opts.max_chunk > 0) b = std::min(b, opts.max_chunk);
     auto entry = m->GetEntry(b);
     if (!entry.ok()) return entry.status();
     // One arena per plan up front, so the first request does not pay for page faults.
@@ -137,10 +140,11 @@ absl::StatusOr<const Plan*> CompiledModel::GetPlan(int64_t batch) const {
   return (*entry)->plan.get();
 }
 
-void CompiledModel::Execute(const Plan& plan, const RunContext& ctx, std::byte* scratch) const {
+void CompiledModel::Execute(const Plan& plan, size_t first, size_t last, const RunContext& ctx,
+                            std::byte* scratch) const {
   const size_t per_thread = plan.scratch_bytes_per_thread();
-  for (const PlannedStep& step : plan.steps()) {
-    const Op& op = *step.op;
+  for (size_t s = first; s < last; ++s) {
+    const Op& op = *plan.steps()[s].op;
     for (int stage = 0; stage < op.NumStages(); ++stage) {
       const int64_t tiles = op.NumTiles(stage);
       const int64_t grain = std::max<int64_t>(1, op.Grain(stage));
@@ -161,11 +165,8 @@ void CompiledModel::Execute(const Plan& plan, const RunContext& ctx, std::byte* 
   }
 }
 
-absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
-                                std::span<float> output) const {
-  auto entry_or = GetEntry(batch);
-  if (!entry_or.ok()) return entry_or.status();
-  PlanEntry* entry = *entry_or;
+absl::Status CompiledModel::CheckSizes(int64_t batch, std::span<const float> input,
+                                       std::span<float> output) const {
   const size_t in_need = static_cast<size_t>(batch * input_dims_.elements());
   const size_t out_need = static_cast<size_t>(batch * output_dims_.elements());
   if (input.size() != in_need || output.size() < out_need) {
@@ -173,14 +174,64 @@ absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
         "batch %d needs %d input and %d output floats, got %d and %d", batch, in_need, out_need,
         input.size(), output.size()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
+                                std::span<float> output) const {
+  if (batch < 1 || batch > max_batch_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("batch size %d outside [1, %d]", batch, max_batch_size_));
+  }
+  if (absl::Status s = CheckSizes(batch, input, output); !s.ok()) return s;
+  const int64_t chunk = max_chunk_ > 0 ? std::min(batch, max_chunk_) : batch;
+  const int64_t in_per = input_dims_.elements(), out_per = output_dims_.elements();
+  for (int64_t first = 0; first < batch; first += chunk) {
+    const int64_t n = std::min(chunk, batch - first);
+    absl::Status s = RunChunk(n, input.data() + first * in_per, output.data() + first * out_per);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CompiledModel::RunChunk(int64_t batch, const float* input, float* output) const {
+  auto entry_or = GetEntry(batch);
+  if (!entry_or.ok()) return entry_or.status();
+  PlanEntry* entry = *entry_or;
+  std::unique_ptr<Arena> arena = entry->Acquire(pool_->num_threads());
+  const float* inputs[1] = {input};
+  float* outputs[1] = {output};
+  RunContext ctx{arena->base, inputs, outputs};
+  std::byte* scratch = arena->base + arena->scratch_offset;
+  const Plan& plan = *entry->plan;
+  pool_->arena().execute([&] { Execute(plan, 0, plan.steps().size(), ctx, scratch); });
+  entry->Release(std::move(arena));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<double>> CompiledModel::ProfileSteps(int64_t batch,
+                                                                std::span<const float> input,
+                                                                std::span<float> output) const {
+  auto entry_or = GetEntry(batch);
+  if (!entry_or.ok()) return entry_or.status();
+  if (absl::Status s = CheckSizes(batch, input, output); !s.ok()) return s;
+  PlanEntry* entry = *entry_or;
   std::unique_ptr<Arena> arena = entry->Acquire(pool_->num_threads());
   const float* inputs[1] = {input.data()};
   float* outputs[1] = {output.data()};
   RunContext ctx{arena->base, inputs, outputs};
   std::byte* scratch = arena->base + arena->scratch_offset;
-  pool_->arena().execute([&] { Execute(*entry->plan, ctx, scratch); });
+  const Plan& plan = *entry->plan;
+  std::vector<double> seconds(plan.steps().size());
+  pool_->arena().execute([&] {
+    for (size_t s = 0; s < plan.steps().size(); ++s) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Execute(plan, s, s + 1, ctx, scratch);
+      seconds[s] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  });
   entry->Release(std::move(arena));
-  return absl::OkStatus();
+  return seconds;
 }
 
 }  // namespace visionserve::engine

@@ -107,6 +107,20 @@ TEST(CompiledModelTest, MatchesReferenceOnEveryIsaAndBatch) {
   }
 }
 
+TEST(CompiledModelTest, ChunkedBatchesMatchReference) {
+  const Graph g = MixedNet();
+  CompileOptions opts;
+  opts.max_chunk = 2;
+  auto m = CompiledModel::Create(g, opts);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Tensor x = RandomTensor(5, g.value(g.inputs()[0]).dims, 9);
+  auto ref = RunReference(g, {&x, 1});
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  Tensor y(5, (*m)->output_dims());
+  ASSERT_TRUE((*m)->Run(5, x.span(), y.span()).ok());  // chunks of 2, 2, 1
+  EXPECT_LT(RelMaxDiff(y, (*ref)[0]), 2e-4);
+}
+
 TEST(CompiledModelTest, ArenaSharesMemoryBetweenDeadIntermediates) {
   auto m = CompiledModel::Create(MixedNet(), CompileOptions{});
   ASSERT_TRUE(m.ok()) << m.status();
