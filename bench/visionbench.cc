@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
     std::printf("%s: %s, %d threads, input %s\n", name.c_str(),
                 std::string(engine::IsaName(m.isa())).c_str(), m.num_threads(),
                 m.input_dims().ToString().c_str());
-    std::printf("%6s %10s %12s %12s %10s %12s %14s\n", "batch", "img/s", "lat_p50_ms",
-                "lat_p99_ms", "GFLOP/s", "peak_rss_mb", "arena/interm_MB");
+    std::printf("%6s %10s %12s %12s %10s %12s %14s\n", "batch", "img/s", "lat_p50_ms", "lat_p99_ms",
+                "GFLOP/s", "peak_rss_mb", "arena/interm_MB");
   }
   for (int64_t b : batches) {
     auto plan = m.GetPlan(b);
@@ -170,7 +170,8 @@ int main(int argc, char** argv) {
     }
     if (absl::GetFlag(FLAGS_plan)) std::fputs((*plan)->Describe(m.graph()).c_str(), stdout);
     std::vector<float> input(static_cast<size_t>(b * m.input_dims().elements()));
-    for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>((i * 7919) % 255) / 127.f - 1;
+    for (size_t i = 0; i < input.size(); ++i)
+      input[i] = static_cast<float>((i * 7919) % 255) / 127.f - 1;
     std::vector<float> output(static_cast<size_t>(b * m.output_dims().elements()));
     ResetPeakRss();
     for (int i = 0; i < 2; ++i) {  // warm-up

@@ -83,9 +83,9 @@ CompiledModel::~CompiledModel() = default;
 absl::StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(Graph graph,
                                                                      const CompileOptions& opts) {
   if (graph.inputs().size() != 1 || graph.outputs().size() != 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "a compiled model needs one input and one output, graph has %d and %d",
-        graph.inputs().size(), graph.outputs().size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("a compiled model needs one input and one output, graph has %d and %d",
+                        graph.inputs().size(), graph.outputs().size()));
   }
   if (opts.max_batch_size < 1) return absl::InvalidArgumentError("max_batch_size must be >= 1");
   std::unique_ptr<CompiledModel> m(new CompiledModel());
@@ -170,9 +170,9 @@ absl::Status CompiledModel::CheckSizes(int64_t batch, std::span<const float> inp
   const size_t in_need = static_cast<size_t>(batch * input_dims_.elements());
   const size_t out_need = static_cast<size_t>(batch * output_dims_.elements());
   if (input.size() != in_need || output.size() < out_need) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "batch %d needs %d input and %d output floats, got %d and %d", batch, in_need, out_need,
-        input.size(), output.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("batch %d needs %d input and %d output floats, got %d and %d", batch,
+                        in_need, out_need, input.size(), output.size()));
   }
   return absl::OkStatus();
 }

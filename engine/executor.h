@@ -68,8 +68,8 @@ class CompiledModel {
                                                                const CompileOptions& options);
   ~CompiledModel();
 
-  // Runs `batch` images (in chunks of at most CompileOptions::max_chunk). `input` holds batch × input_dims() floats (NHWC), `output` receives
-  // batch × output_dims() floats. Thread-safe.
+  // Runs `batch` images (in chunks of at most CompileOptions::max_chunk). `input` holds batch ×
+  // input_dims() floats (NHWC), `output` receives batch × output_dims() floats. Thread-safe.
   absl::Status Run(int64_t batch, std::span<const float> input, std::span<float> output) const;
 
   // Runs like Run() and returns the wall time of each plan step in seconds (for profiling;

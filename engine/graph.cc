@@ -12,13 +12,12 @@ namespace visionserve::engine {
 namespace {
 
 // Aborts on a model builder's programming error (never reached from user input).
-#define VS_GRAPH_CHECK(cond, msg)                                                 \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "graph builder: %s (%s)\n", std::string(msg).c_str(), \
-                   #cond);                                                        \
-      std::abort();                                                               \
-    }                                                                             \
+#define VS_GRAPH_CHECK(cond, msg)                                                        \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
+      std::fprintf(stderr, "graph builder: %s (%s)\n", std::string(msg).c_str(), #cond); \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 // Debian's abseil has its own string_view type.
@@ -32,9 +31,9 @@ int64_t ConvOut(int64_t in, int k, int stride, int pad_a, int pad_b, int dilatio
 
 std::string_view OpTypeName(OpType type) {
   static constexpr std::string_view kNames[] = {
-      "Input",   "Conv2D",  "BatchNorm", "Activation",    "Add",     "Mul",
-      "ChannelScale", "LayerNorm", "GlobalAvgPool", "MaxPool", "Linear", "Softmax",
-      "SqueezeExcite"};
+      "Input",  "Conv2D",       "BatchNorm",    "Activation",    "Add",
+      "Mul",    "ChannelScale", "LayerNorm",    "GlobalAvgPool", "MaxPool",
+      "Linear", "Softmax",      "SqueezeExcite"};
   static_assert(std::size(kNames) == static_cast<size_t>(OpType::kCount),
                 "every OpType needs a name");
   return kNames[static_cast<size_t>(type)];
@@ -68,8 +67,8 @@ ParamId Graph::AddParam(Param p) {
 
 ValueId Graph::AddNode(Node node, Dims out_dims) {
   int32_t index = static_cast<int32_t>(nodes_.size());
-  std::string vname = node.name.empty() ? absl::StrCat(Sv(OpTypeName(node.type)), "_", index)
-                                        : node.name;
+  std::string vname =
+      node.name.empty() ? absl::StrCat(Sv(OpTypeName(node.type)), "_", index) : node.name;
   node.output = NewValue(std::move(vname), out_dims, index);
   ValueId out = node.output;
   nodes_.push_back(std::move(node));
@@ -295,9 +294,8 @@ absl::Status Graph::Validate() const {
     for (ParamId p : n.params) {
       const Param& prm = params_[p];
       if (static_cast<int64_t>(prm.data.size()) != prm.numel()) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("param %s has %d values, shape needs %d", prm.name,
-                            prm.data.size(), prm.numel()));
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "param %s has %d values, shape needs %d", prm.name, prm.data.size(), prm.numel()));
       }
     }
   }

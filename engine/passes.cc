@@ -329,4 +329,3 @@ absl::Status OptimizeGraph(Graph& g, PassStats* stats) {
 }
 
 }  // namespace visionserve::engine
-

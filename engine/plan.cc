@@ -30,8 +30,8 @@ std::vector<int64_t> AssignOffsets(const std::vector<int64_t>& sizes,
     // Intervals [offset, offset+size) of already placed buffers alive at the same time.
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (size_t j : placed) {
-      const bool overlap = lifetimes[i].first <= lifetimes[j].second &&
-                           lifetimes[j].first <= lifetimes[i].second;
+      const bool overlap =
+          lifetimes[i].first <= lifetimes[j].second && lifetimes[j].first <= lifetimes[i].second;
       if (overlap) busy.emplace_back(offsets[j], offsets[j] + Align64(sizes[j]));
     }
     std::sort(busy.begin(), busy.end());
@@ -114,9 +114,9 @@ absl::StatusOr<std::unique_ptr<Plan>> MakePlan(const Graph& g, const PlanOptions
     const Node& n = g.node(i);
     const OpTraits& traits = TraitsOf(n.type);
     if (traits.factory == nullptr) {
-      return absl::UnimplementedError(absl::StrFormat(
-          "node %d (%s '%s') has no kernel: run OptimizeGraph first", i, OpTypeName(n.type),
-          n.name));
+      return absl::UnimplementedError(
+          absl::StrFormat("node %d (%s '%s') has no kernel: run OptimizeGraph first", i,
+                          OpTypeName(n.type), n.name));
     }
     OpPlanInput in;
     in.graph = &g;
@@ -158,8 +158,8 @@ std::string Plan::Describe(const Graph& g) const {
     const char* kind = r.kind == BufferRef::Kind::kArena    ? "arena"
                        : r.kind == BufferRef::Kind::kOutput ? "output"
                                                             : "input";
-    absl::StrAppendFormat(&out, "  %3d %-13s %-40s -> %s+%d  %s\n", i, OpTypeName(n.type),
-                          n.name, kind, r.offset, steps_[i].op->Describe());
+    absl::StrAppendFormat(&out, "  %3d %-13s %-40s -> %s+%d  %s\n", i, OpTypeName(n.type), n.name,
+                          kind, r.offset, steps_[i].op->Describe());
   }
   return out;
 }

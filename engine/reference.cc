@@ -99,9 +99,8 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
       for (int64_t i = 0; i < pixels; ++i) {
         for (int64_t k = 0; k < c; ++k) {
           const double x = in[0]->data()[i * c + k];
-          o[i * c + k] = static_cast<float>((x - p(2)[k]) / std::sqrt(p(3)[k] + double{eps}) *
-                                                p(0)[k] +
-                                            p(1)[k]);
+          o[i * c + k] = static_cast<float>(
+              (x - p(2)[k]) / std::sqrt(p(3)[k] + double{eps}) * p(0)[k] + p(1)[k]);
         }
       }
       return absl::OkStatus();
@@ -114,8 +113,8 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
       return absl::OkStatus();
     case OpType::kAdd:
       for (int64_t i = 0; i < out.size(); ++i) {
-        o[i] = static_cast<float>(ReferenceActivation(
-            node.attr<AddAttrs>().act, double{in[0]->data()[i]} + in[1]->data()[i]));
+        o[i] = static_cast<float>(ReferenceActivation(node.attr<AddAttrs>().act,
+                                                      double{in[0]->data()[i]} + in[1]->data()[i]));
       }
       return absl::OkStatus();
     case OpType::kMul:
@@ -240,8 +239,8 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
     case OpType::kCount:
       break;
   }
-  return absl::InternalError(absl::StrFormat("reference: no implementation for %s",
-                                             OpTypeName(node.type)));
+  return absl::InternalError(
+      absl::StrFormat("reference: no implementation for %s", OpTypeName(node.type)));
 }
 
 }  // namespace
@@ -249,8 +248,8 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
 absl::StatusOr<std::vector<Tensor>> RunReference(const Graph& graph,
                                                  std::span<const Tensor> inputs) {
   if (inputs.size() != graph.inputs().size()) {
-    return absl::InvalidArgumentError(absl::StrFormat("graph has %d inputs, got %d",
-                                                      graph.inputs().size(), inputs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("graph has %d inputs, got %d", graph.inputs().size(), inputs.size()));
   }
   const int64_t batch = inputs.empty() ? 1 : inputs[0].n();
   std::vector<Tensor> values(graph.num_values());

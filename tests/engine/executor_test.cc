@@ -53,16 +53,16 @@ Graph MixedNet() {
                     Activation::kHardSwish);
   ValueId p = g.MaxPool(s, MaxPoolAttrs{});
   // RegNet-style: 1x1 -> grouped 3x3 -> SE -> 1x1 + residual, ReLU after add.
-  ValueId a = g.Act(g.BatchNorm(g.Conv2D(p, Conv(24, 1), false, "b1.a"), "b1.a_bn"),
-                    Activation::kReLU);
+  ValueId a =
+      g.Act(g.BatchNorm(g.Conv2D(p, Conv(24, 1), false, "b1.a"), "b1.a_bn"), Activation::kReLU);
   ValueId b = g.Act(g.BatchNorm(g.Conv2D(a, Conv(24, 3, 1, 3), false, "b1.b"), "b1.b_bn"),
                     Activation::kReLU);
   b = g.SqueezeExcite(b, SqueezeExciteAttrs{6, Activation::kReLU, Activation::kSigmoid}, "b1.se");
   ValueId c = g.BatchNorm(g.Conv2D(b, Conv(16, 1), false, "b1.c"), "b1.c_bn");
   ValueId r = g.Add(c, p, Activation::kReLU);
   // MBConv-style: expand, depthwise 5x5 stride 2 with SiLU, SE, project.
-  ValueId e = g.Act(g.BatchNorm(g.Conv2D(r, Conv(40, 1), false, "b2.e"), "b2.e_bn"),
-                    Activation::kSiLU);
+  ValueId e =
+      g.Act(g.BatchNorm(g.Conv2D(r, Conv(40, 1), false, "b2.e"), "b2.e_bn"), Activation::kSiLU);
   ValueId d = g.Act(g.BatchNorm(g.Conv2D(e, Conv(40, 5, 2, 40), false, "b2.d"), "b2.d_bn"),
                     Activation::kSiLU);
   d = g.SqueezeExcite(d, SqueezeExciteAttrs{10, Activation::kSiLU, Activation::kSigmoid}, "b2.se");
@@ -151,8 +151,7 @@ TEST(CompiledModelTest, ConcurrentRunsGiveTheSameResultsAsSerialRuns) {
       Tensor y(2, (*m)->output_dims());
       for (int rep = 0; rep < 20; ++rep) {
         const int i = (t + rep) % 4;
-        if (!(*m)->Run(2, inputs[i].span(), y.span()).ok() ||
-            RelMaxDiff(y, expected[i]) > 0) {
+        if (!(*m)->Run(2, inputs[i].span(), y.span()).ok() || RelMaxDiff(y, expected[i]) > 0) {
           ++mismatches;
         }
       }
