@@ -63,15 +63,15 @@ void BM_Dwconv(benchmark::State& state, Isa isa, Shape s) {
   const DwconvKernel kernel = GetDwconvKernel(isa, s.k, s.k, s.stride, s.stride, 1, 1);
   AlignedPtr<float> scratch = MakeAligned<float>(static_cast<size_t>(DwconvScratchFloats(p)));
   for (auto _ : state) {
-    kernel.fn(p, input.get(), packed.weights(), packed.bias(), nullptr, output.get(), 0, p.out_h,
-              scratch.get());
+    kernel.fn(p, input.get(), packed.weights(), packed.bias(), nullptr, output.get(),
+              {0, p.out_h, 0, s.c}, scratch.get());
     benchmark::ClobberMemory();
   }
   const double in_bytes = 4.0 * s.h * s.w * s.c;
   const double out_bytes = 4.0 * p.out_h * p.out_w * s.c;
   const double flops = 2.0 * s.k * s.k * s.c * p.out_h * p.out_w;
-  state.counters["bytes"] = benchmark::Counter((in_bytes + out_bytes) * state.iterations(),
-                                               benchmark::Counter::kIsRate);
+  state.counters["bytes"] =
+      benchmark::Counter((in_bytes + out_bytes) * state.iterations(), benchmark::Counter::kIsRate);
   state.counters["flops"] =
       benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate);
   state.SetLabel(std::string(kernel.name));
@@ -79,9 +79,9 @@ void BM_Dwconv(benchmark::State& state, Isa isa, Shape s) {
 
 int RegisterAll() {
   const Shape shapes[] = {
-      {384, 56, 56, 7, 1},  // the brief's large 7×7
+      {384, 56, 56, 7, 1},                          // the brief's large 7×7
       {96, 56, 56, 7, 1, Activation::kNone, true},  // ConvNeXt-T stage 1 + fused channel norm
-      {96, 112, 112, 3, 1},  // EfficientNet/MobileNet early 3×3
+      {96, 112, 112, 3, 1},                         // EfficientNet/MobileNet early 3×3
       {96, 112, 112, 3, 2},
       {144, 56, 56, 3, 1, Activation::kSiLU},  // EfficientNet-B0 block 2 (+ SiLU)
       {240, 28, 28, 5, 2, Activation::kSiLU},
@@ -92,8 +92,8 @@ int RegisterAll() {
     for (const Shape& s : shapes) {
       const std::string name = absl::StrFormat(
           "Dwconv/%s/%dx%dx%d/k%ds%d%s%s%s", IsaName(isa), s.c, s.h, s.w, s.k, s.stride,
-          s.act != Activation::kNone ? "/" : "", s.act != Activation::kNone ? ActivationName(s.act) : "",
-          s.norm ? "/norm" : "");
+          s.act != Activation::kNone ? "/" : "",
+          s.act != Activation::kNone ? ActivationName(s.act) : "", s.norm ? "/norm" : "");
       benchmark::RegisterBenchmark(name.c_str(), BM_Dwconv, isa, s)->Unit(benchmark::kMicrosecond);
     }
   }

@@ -29,7 +29,9 @@
 // portable path, which has no fused multiply-add); activation_kernels_test.cc enforces them on
 // every binade, dense sweeps and the break points. The absolute terms only cover results below
 // 2^-126 (or silu's x·e^x just under it), which the kernels flush to 0, as the engine's worker
-// threads (FTZ/DAZ) would anyway. NaN inputs give NaN for every activation; ±inf give the limits,
+// threads (FTZ/DAZ) would anyway. With FTZ/DAZ set, every activation also gets 2^-126 of
+// absolute error (subnormal inputs read as 0, subnormal results become 0); the relative bounds
+// hold in both modes. NaN inputs give NaN for every activation; ±inf give the limits,
 // except silu, gelu and hardswish of −inf, which are NaN (−inf · 0) as in torch.
 
 namespace visionserve::engine::kernels {

@@ -11,8 +11,7 @@ void FillActivationKernelsAvx512(ActivationFn* table) {
   table[static_cast<int>(Activation::kReLU6)] = &vmath::ActivationKernel<V, Activation::kReLU6>;
   table[static_cast<int>(Activation::kSiLU)] = &vmath::ActivationKernel<V, Activation::kSiLU>;
   table[static_cast<int>(Activation::kGELU)] = &vmath::ActivationKernel<V, Activation::kGELU>;
-  table[static_cast<int>(Activation::kSigmoid)] =
-      &vmath::ActivationKernel<V, Activation::kSigmoid>;
+  table[static_cast<int>(Activation::kSigmoid)] = &vmath::ActivationKernel<V, Activation::kSigmoid>;
   table[static_cast<int>(Activation::kHardSwish)] =
       &vmath::ActivationKernel<V, Activation::kHardSwish>;
   table[static_cast<int>(Activation::kHardSigmoid)] =

@@ -79,7 +79,7 @@ DwconvPackedWeights DwconvPackedWeights::Pack(int64_t channels, int kernel_h, in
 int64_t DwconvScratchFloats(const DwconvParams& p) {
   return static_cast<int64_t>(p.kernel_h) *
          DwconvStagedRowPixels(p.in_w, p.out_w, p.stride_w, p.kernel_w, p.pad_left) *
-         kDwconvChannelAlign;
+         DwconvPassChannels(p);
 }
 
 size_t DwconvPackedWeights::bytes() const {

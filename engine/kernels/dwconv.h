@@ -9,12 +9,13 @@
 //
 // Microkernels f32_dwconv_<k>x<k>__<isa> (k = 3, 5, 7; stride 1 or 2; any padding; dilation 1)
 // and f32_dwconv_kxk__<isa> (anything else) vectorize over channels (a masked/partial vector
-// for C % lanes), unroll the taps and keep a block of output pixels in registers along a row,
-// and process one channel block over a band of output rows at a time. The unrolled kernels
-// stage the band's input rows of that channel block in a small zero-padded ring buffer
-// (scratch) that stays in L1, so edges need no special code and no tap reads outside the
-// image; the generic kernel clips taps per pixel. They take pointers, geometry, params and
-// scratch only and allocate nothing.
+// for C % lanes) and take pointers, geometry, params and scratch only; they allocate nothing.
+// The unrolled kernels go row by row: the input rows an output row needs are staged once, read
+// in memory order, into a zero-padded ring of kernel_h rows per channel block (scratch, L1/L2
+// resident), so edges need no special code and no tap reads outside the image; then blocks of
+// up to 16 output pixels are computed channel block by channel block with the accumulators in
+// registers and the taps unrolled, and written as one contiguous region. The generic kernel
+// clips each pixel's taps instead. See dwconv_impl.h.
 
 #include <cstddef>
 #include <cstdint>
@@ -29,12 +30,13 @@ namespace visionserve::engine::kernels {
 // Packed weights are [kh][kw][PaddedChannels(C)] and bias [PaddedChannels(C)], zero past C, so
 // every ISA can load whole vectors of them.
 inline constexpr int64_t kDwconvChannelAlign = 16;
-inline constexpr int64_t DwconvPaddedChannels(int64_t c) {
+[[gnu::always_inline]] inline constexpr int64_t DwconvPaddedChannels(int64_t c) {
   return (c + kDwconvChannelAlign - 1) / kDwconvChannelAlign * kDwconvChannelAlign;
 }
 
-// Output pixels an unrolled kernel computes at a time, at most.
-inline constexpr int64_t kDwconvMaxBlockPixels = 16;
+// Output pixels the unrolled kernels compute at a time: up to 16, and blocks of this many for
+// the end of a row.
+inline constexpr int64_t kDwconvMinBlockPixels = 4;
 
 struct DwconvParams {
   int64_t in_h = 0, in_w = 0;
@@ -49,31 +51,61 @@ struct DwconvParams {
   float norm_eps = 1e-6f;
 };
 
-// Computes output rows [oy_begin, oy_end) of one image.
+// The part of one image's output a call computes: rows [oy_begin, oy_end) × channels
+// [c_begin, c_end). c_begin is a multiple of kDwconvChannelAlign, and so is c_end unless it is C.
+// With channel_norm the range must cover all channels.
+struct DwconvRange {
+  int64_t oy_begin = 0, oy_end = 0;
+  int64_t c_begin = 0, c_end = 0;
+};
+
+// Computes `range` of one image's output.
 //  input:    [in_h][in_w][C]
 //  weights:  packed, [kernel_h][kernel_w][DwconvPaddedChannels(C)]
 //  bias:     [DwconvPaddedChannels(C)] (zeros for a conv without bias)
 //  residual: [out_h][out_w][C] or nullptr; added after the bias, before the activation. It may
 //            be the same buffer as output (each element is read before it is written).
-//  output:   [out_h][out_w][C]; must not overlap input.
+//  output:   [out_h][out_w][C]; must not overlap input. Only `range` is written.
 //  scratch:  DwconvScratchFloats(p) floats, 64-byte aligned, owned by the calling thread.
 // Requirements (checked by the op, not here): output dims consistent with the geometry, all
 // sizes ≥ 1, paddings ≥ 0, strides and dilations ≥ 1.
 using DwconvFn = void (*)(const DwconvParams& p, const float* input, const float* weights,
                           const float* bias, const float* residual, float* output,
-                          int64_t oy_begin, int64_t oy_end, float* scratch);
+                          const DwconvRange& range, float* scratch);
 
-// Scratch floats any dwconv kernel needs for `p`: the unrolled kernels stage kernel_h input rows
-// of one channel block, zero-padded, so every tap of every output pixel reads valid memory
-// without bounds checks (and without the cache-set conflicts of a C-strided walk).
+// Scratch floats any dwconv kernel needs for `p` (the staging ring: kernel_h zero-padded rows
+// of DwconvPassChannels(p) channels).
 int64_t DwconvScratchFloats(const DwconvParams& p);
 
-// Pixels per staged row: pad_left zeros, the input row, zeros up to what blocks of up to
-// kDwconvMaxBlockPixels output pixels read past the last output column.
-inline constexpr int64_t DwconvStagedRowPixels(int64_t in_w, int64_t out_w, int stride,
-                                               int kernel_w, int pad_left) {
-  const int64_t covered = (out_w + kDwconvMaxBlockPixels - 2) * stride + kernel_w;
+// Ring geometry, shared by DwconvScratchFloats and the ISA-specific kernels. always_inline: the
+// kernels are compiled with ISA flags, and an out-of-line copy of a shared inline function from
+// such a file could be the one the linker keeps for every caller.
+//
+// Pixels per staged row: pad_left zeros, the input row, and zeros up to the last column that
+// blocks of output pixels read (the last block of a row may be a partial block of
+// kDwconvMinBlockPixels).
+[[gnu::always_inline]] inline constexpr int64_t DwconvStagedRowPixels(int64_t in_w, int64_t out_w,
+                                                                      int stride, int kernel_w,
+                                                                      int pad_left) {
+  const int64_t blocks_end =
+      (out_w + kDwconvMinBlockPixels - 1) / kDwconvMinBlockPixels * kDwconvMinBlockPixels;
+  const int64_t covered = (blocks_end - 1) * stride + kernel_w;
   return pad_left + in_w > covered ? pad_left + in_w : covered;
+}
+
+// Bytes the staged rows may take (they should stay in L2).
+inline constexpr int64_t kDwconvRingBudgetBytes = 1 << 20;
+
+// Channels staged per pass (a multiple of kDwconvChannelAlign, so of every ISA's vector width):
+// all of them when kernel_h staged rows of all channels fit kDwconvRingBudgetBytes.
+[[gnu::always_inline]] inline constexpr int64_t DwconvPassChannels(const DwconvParams& p) {
+  const int64_t row_floats =
+      p.kernel_h * DwconvStagedRowPixels(p.in_w, p.out_w, p.stride_w, p.kernel_w, p.pad_left);
+  const int64_t fit =
+      kDwconvRingBudgetBytes / 4 / row_floats / kDwconvChannelAlign * kDwconvChannelAlign;
+  const int64_t all = DwconvPaddedChannels(p.channels);
+  const int64_t pass = fit < all ? fit : all;
+  return pass < kDwconvChannelAlign ? kDwconvChannelAlign : pass;
 }
 
 struct DwconvKernel {
@@ -91,8 +123,8 @@ DwconvKernel GetDwconvKernel(Isa isa, int kernel_h, int kernel_w, int stride_h, 
 class DwconvPackedWeights {
  public:
   // weight: torch layout [C][1][kernel_h][kernel_w]; bias: [C] or nullptr.
-  static DwconvPackedWeights Pack(int64_t channels, int kernel_h, int kernel_w,
-                                  const float* weight, const float* bias);
+  static DwconvPackedWeights Pack(int64_t channels, int kernel_h, int kernel_w, const float* weight,
+                                  const float* bias);
   const float* weights() const { return weights_.get(); }
   const float* bias() const { return bias_.get(); }
   size_t bytes() const;
@@ -104,9 +136,9 @@ class DwconvPackedWeights {
   AlignedPtr<float> bias_;
 };
 
-// Plain reference over rows [oy_begin, oy_end), double accumulation, torch-layout weights
-// [C][1][kh][kw], bias [C] or nullptr, the same epilogue (bias, residual, activation as in
-// ActivationRef, then the optional channel norm in double).
+// Plain reference over rows [oy_begin, oy_end) (all channels), double accumulation, torch-layout
+// weights [C][1][kh][kw], bias [C] or nullptr, the same epilogue (bias, residual, activation as
+// in ActivationRef, then the optional channel norm in double).
 void DwconvRef(const DwconvParams& p, const float* input, const float* weight, const float* bias,
                const float* residual, float* output, int64_t oy_begin, int64_t oy_end);
 

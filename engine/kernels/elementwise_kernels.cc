@@ -32,11 +32,10 @@ constexpr std::string_view kActivationNames[3][8] = {
     {"f32_vcopy__portable", "f32_vrelu__portable", "f32_vrelu6__portable", "f32_vsilu__portable",
      "f32_vgelu__portable", "f32_vsigmoid__portable", "f32_vhswish__portable",
      "f32_vhsigmoid__portable"},
-    {"f32_vcopy__avx2", "f32_vrelu__avx2", "f32_vrelu6__avx2", "f32_vsilu__avx2",
-     "f32_vgelu__avx2", "f32_vsigmoid__avx2", "f32_vhswish__avx2", "f32_vhsigmoid__avx2"},
+    {"f32_vcopy__avx2", "f32_vrelu__avx2", "f32_vrelu6__avx2", "f32_vsilu__avx2", "f32_vgelu__avx2",
+     "f32_vsigmoid__avx2", "f32_vhswish__avx2", "f32_vhsigmoid__avx2"},
     {"f32_vcopy__avx512", "f32_vrelu__avx512", "f32_vrelu6__avx512", "f32_vsilu__avx512",
-     "f32_vgelu__avx512", "f32_vsigmoid__avx512", "f32_vhswish__avx512",
-     "f32_vhsigmoid__avx512"},
+     "f32_vgelu__avx512", "f32_vsigmoid__avx512", "f32_vhswish__avx512", "f32_vhsigmoid__avx512"},
 };
 static_assert(static_cast<int>(Activation::kHardSigmoid) == 7, "one name per activation");
 

@@ -27,9 +27,13 @@ inline void AvgPoolBlock(const float* x, int64_t pixels, int64_t stride, float s
     for (int j = 0; j < N; ++j) part[j] = V::Zero();
     for (int64_t p = p0; p < p1; ++p) {
       const float* px = x + p * stride;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int j = 0; j < N; ++j) {
-        part[j] = V::Add(part[j], kTail ? V::LoadTail(px, tail) : V::Load(px + j * kL));
+        if constexpr (kTail) {
+          part[j] = V::Add(part[j], V::LoadTail(px, tail));
+        } else {
+          part[j] = V::Add(part[j], V::Load(px + j * kL));
+        }
       }
     }
     for (int j = 0; j < N; ++j) total[j] = V::Add(total[j], part[j]);
@@ -49,9 +53,15 @@ void GlobalAvgPool(const float* x, int64_t pixels, int64_t stride, int64_t chann
   constexpr int64_t kL = V::kLanes;
   const float scale = 1.f / static_cast<float>(pixels);
   const typename V::Tail none{};
+  // Wide channel blocks (8 vectors: partial and total sums fill 16 registers) so each pass reads
+  // a long contiguous run of every pixel.
+  constexpr int kWide = V::kLanes >= 16 ? 8 : 4;
   int64_t c = 0;
-  for (; c + 4 * kL <= channels; c += 4 * kL) {
-    AvgPoolBlock<V, 4, false>(x + c, pixels, stride, scale, y + c, none);
+  for (; c + kWide * kL <= channels; c += kWide * kL) {
+    AvgPoolBlock<V, kWide, false>(x + c, pixels, stride, scale, y + c, none);
+  }
+  for (; c + 2 * kL <= channels; c += 2 * kL) {
+    AvgPoolBlock<V, 2, false>(x + c, pixels, stride, scale, y + c, none);
   }
   for (; c + kL <= channels; c += kL) {
     AvgPoolBlock<V, 1, false>(x + c, pixels, stride, scale, y + c, none);
@@ -70,7 +80,8 @@ inline void MaxPoolPixel(const MaxPoolParams& p, const float* input, float* out,
   for (int ky = ky0; ky < ky1; ++ky) {
     const float* row = input + ((iy0 + ky) * p.in_w + ix0) * p.channels + c0;
     for (int kx = kx0; kx < kx1; ++kx) {
-      const auto v = kTail ? V::LoadTail(row + kx * p.channels, tail) : V::Load(row + kx * p.channels);
+      const auto v =
+          kTail ? V::LoadTail(row + kx * p.channels, tail) : V::Load(row + kx * p.channels);
       acc = V::Max(v, acc);
       nan = V::Or(nan, V::IsNan(v));
     }
@@ -99,8 +110,7 @@ void MaxPool(const MaxPoolParams& p, const float* input, float* output, int64_t 
       const int64_t ix0 = ox * p.stride_w - p.pad_left;
       const int kx0 = ix0 < 0 ? static_cast<int>(-ix0 < p.kernel_w ? -ix0 : p.kernel_w) : 0;
       const int64_t right = p.in_w - ix0;
-      const int kx1 =
-          right < p.kernel_w ? static_cast<int>(right < kx0 ? kx0 : right) : p.kernel_w;
+      const int kx1 = right < p.kernel_w ? static_cast<int>(right < kx0 ? kx0 : right) : p.kernel_w;
       float* out = output + (oy * p.out_w + ox) * p.channels;
       for (int64_t c0 = 0; c0 < full; c0 += kL) {
         MaxPoolPixel<V, false>(p, input, out, c0, iy0, ix0, ky0, ky1, kx0, kx1, none);

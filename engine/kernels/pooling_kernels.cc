@@ -24,8 +24,7 @@ const Tables& GetTables() {
     internal::FillPoolingKernelsAvx2(&avx2);
     internal::FillPoolingKernelsAvx512(&avx512);
     t.by_isa[1] = {avx2.gavgpool, avx2.maxpool, "f32_gavgpool__avx2", "f32_maxpool__avx2"};
-    t.by_isa[2] = {avx512.gavgpool, avx512.maxpool, "f32_gavgpool__avx512",
-                   "f32_maxpool__avx512"};
+    t.by_isa[2] = {avx512.gavgpool, avx512.maxpool, "f32_gavgpool__avx512", "f32_maxpool__avx512"};
     return t;
   }();
   return tables;
@@ -37,8 +36,7 @@ const PoolingKernels& GetPoolingKernels(Isa isa) {
   return GetTables().by_isa[static_cast<int>(isa)];
 }
 
-void GlobalAvgPoolRef(const float* x, int64_t pixels, int64_t stride, int64_t channels,
-                      float* y) {
+void GlobalAvgPoolRef(const float* x, int64_t pixels, int64_t stride, int64_t channels, float* y) {
   for (int64_t c = 0; c < channels; ++c) {
     double sum = 0;
     for (int64_t p = 0; p < pixels; ++p) sum += x[p * stride + c];

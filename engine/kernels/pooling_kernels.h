@@ -14,8 +14,8 @@ namespace visionserve::engine::kernels {
 // y[c] = (1/pixels)·Σ_p x[p·stride + c] for c < channels; `x` points at the first channel of
 // the range, `stride` is the pixel stride in floats (the tensor's C). Sums are blocked (pixels
 // in chunks, chunks summed), so rounding grows with sqrt-ish of the count, not linearly.
-using GlobalAvgPoolFn = void (*)(const float* x, int64_t pixels, int64_t stride,
-                                 int64_t channels, float* y);
+using GlobalAvgPoolFn = void (*)(const float* x, int64_t pixels, int64_t stride, int64_t channels,
+                                 float* y);
 
 struct MaxPoolParams {
   int64_t in_h = 0, in_w = 0;
@@ -43,8 +43,7 @@ struct PoolingKernels {
 const PoolingKernels& GetPoolingKernels(Isa isa);
 
 // Plain references (double accumulation for the average).
-void GlobalAvgPoolRef(const float* x, int64_t pixels, int64_t stride, int64_t channels,
-                      float* y);
+void GlobalAvgPoolRef(const float* x, int64_t pixels, int64_t stride, int64_t channels, float* y);
 void MaxPoolRef(const MaxPoolParams& p, const float* input, float* output, int64_t oy_begin,
                 int64_t oy_end);
 

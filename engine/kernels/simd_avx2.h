@@ -35,12 +35,8 @@ struct Avx2Vec {
   static F Fnma(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
   static F Min(F a, F b) { return _mm256_min_ps(a, b); }
   static F Max(F a, F b) { return _mm256_max_ps(a, b); }
-  static F Abs(F a) {
-    return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)));
-  }
-  static F Shl23(F a) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 23));
-  }
+  static F Abs(F a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF))); }
+  static F Shl23(F a) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 23)); }
   static F Recip(F d) {
     F r = _mm256_rcp_ps(d);  // 1.5·2^-12 relative; two Newton steps
     r = Fma(r, Fnma(d, r, Set(1.f)), r);

@@ -8,7 +8,7 @@
 // Every vector wrapper (simd_avx2.h, simd_portable.h) has the same static interface:
 //   F                 the vector type; kLanes floats
 //   Cmp               a lane mask produced by comparisons
-//   Tail              a partial-vector descriptor for the first n < kLanes lanes
+//   Tail              a partial-vector descriptor for the first n ≤ kLanes lanes (MakeTail(n))
 //   kFma              whether Fma is fused (one rounding)
 //   Load/Store        unaligned full vectors
 //   MakeTail/LoadTail/StoreTail
@@ -46,7 +46,7 @@ struct Avx512Vec {
   static F Add(F a, F b) { return _mm512_add_ps(a, b); }
   static F Sub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }   // a·b + c
+  static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }    // a·b + c
   static F Fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }  // c − a·b
   // The all-lanes masked forms compile to the plain instructions; the unmasked intrinsics trip
   // GCC 12's -Wmaybe-uninitialized on their undefined pass-through operand.
@@ -57,7 +57,8 @@ struct Avx512Vec {
         _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7FFFFFFF)));
   }
   static F Shl23(F a) {
-    return _mm512_castsi512_ps(_mm512_mask_slli_epi32(_mm512_castps_si512(a), 0xFFFF, _mm512_castps_si512(a), 23));
+    return _mm512_castsi512_ps(
+        _mm512_mask_slli_epi32(_mm512_castps_si512(a), 0xFFFF, _mm512_castps_si512(a), 23));
   }
   static F Recip(F d) {
     const F r = _mm512_mask_rcp14_ps(d, 0xFFFF, d);  // 2^-14 relative; one Newton step squares it

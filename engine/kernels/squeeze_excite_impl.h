@@ -32,9 +32,8 @@ inline float Dot(const float* a, const float* b, int64_t n) {
 
 template <class V>
 inline void Activate(Activation act, float* x, int64_t n) {
-  vmath::DispatchActivation(act, [&](auto k) {
-    vmath::ActivationKernel<V, decltype(k)::value>(x, x, n);
-  });
+  vmath::DispatchActivation(
+      act, [&](auto k) { vmath::ActivationKernel<V, decltype(k)::value>(x, x, n); });
 }
 
 template <class V>

@@ -1,7 +1,5 @@
 #include "engine/kernels/squeeze_excite_kernels.h"
 
-#include <vector>
-
 #include "engine/kernels/activation_kernels.h"
 #include "engine/kernels/simd_portable.h"
 #include "engine/kernels/squeeze_excite_impl.h"

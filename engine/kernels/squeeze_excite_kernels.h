@@ -39,8 +39,7 @@ struct SqueezeExciteKernel {
 SqueezeExciteKernel GetSqueezeExciteKernel(Isa isa);
 
 // Plain reference in double precision.
-void SqueezeExciteFcRef(const SqueezeExciteFc& fc, const float* pooled, float* hidden,
-                        float* gate);
+void SqueezeExciteFcRef(const SqueezeExciteFc& fc, const float* pooled, float* hidden, float* gate);
 
 namespace internal {
 SqueezeExciteFcFn SqueezeExciteFcAvx2();

@@ -4,8 +4,6 @@
 
 namespace visionserve::engine::kernels::internal {
 
-SqueezeExciteFcFn SqueezeExciteFcAvx2() {
-  return &se_impl::SqueezeExciteFc<simd::Avx2Vec>;
-}
+SqueezeExciteFcFn SqueezeExciteFcAvx2() { return &se_impl::SqueezeExciteFc<simd::Avx2Vec>; }
 
 }  // namespace visionserve::engine::kernels::internal

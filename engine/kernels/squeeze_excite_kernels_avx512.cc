@@ -4,8 +4,6 @@
 
 namespace visionserve::engine::kernels::internal {
 
-SqueezeExciteFcFn SqueezeExciteFcAvx512() {
-  return &se_impl::SqueezeExciteFc<simd::Avx512Vec>;
-}
+SqueezeExciteFcFn SqueezeExciteFcAvx512() { return &se_impl::SqueezeExciteFc<simd::Avx512Vec>; }
 
 }  // namespace visionserve::engine::kernels::internal

@@ -19,11 +19,11 @@ namespace visionserve::engine::kernels::vmath {
 template <class V, bool kWithLow>
 inline typename V::F ExpNonPositive(typename V::F z, typename V::F z_lo) {
   using F = typename V::F;
-  const F cutoff = V::Set(-87.33654f);   // ln(2^-126)
-  const F magic = V::Set(12583039.f);    // 1.5·2^23 + 127: rounds to an integer, pre-biased
-  const F zc = V::Max(cutoff, z);        // NaN stays NaN
+  const F cutoff = V::Set(-87.33654f);  // ln(2^-126)
+  const F magic = V::Set(12583039.f);   // 1.5·2^23 + 127: rounds to an integer, pre-biased
+  const F zc = V::Max(cutoff, z);       // NaN stays NaN
   F n = V::Fma(zc, V::Set(1.44269504f), magic);
-  const F scale = V::Shl23(n);           // 2^n: biased exponent n + 127 in [1, 127]
+  const F scale = V::Shl23(n);  // 2^n: biased exponent n + 127 in [1, 127]
   n = V::Sub(n, magic);
   // Cody–Waite: t = z − n·ln2 with ln2 split so that n·ln2_hi is exact.
   F t = V::Fma(n, V::Set(-0.693145751953125f), zc);
@@ -36,7 +36,9 @@ inline typename V::F ExpNonPositive(typename V::F z, typename V::F z_lo) {
   p = V::Fma(p, t, V::Set(1.666643173e-01f));
   p = V::Fma(p, t, V::Set(4.999999404e-01f));
   p = V::Fma(p, t, V::Set(1.f));
-  const F r = V::Fma(V::Mul(scale, t), p, scale);
+  // scale·(1 + t·p), not scale + scale·t·p: near the cutoff scale·t would be subnormal, and
+  // flushed to zero on threads with FTZ set.
+  const F r = V::Mul(scale, V::Fma(t, p, V::Set(1.f)));
   return V::Select(V::Lt(z, cutoff), V::Zero(), r);
 }
 

@@ -91,8 +91,7 @@ class ActivationOp final : public FlatOp {
   }
   int64_t Flops() const override { return total_ * ActivationFlops(act_); }
   std::string Describe() const override {
-    return absl::StrFormat("activation %s %s tiles=%d", ActivationName(act_), name_,
-                           NumTiles(0));
+    return absl::StrFormat("activation %s %s tiles=%d", ActivationName(act_), name_, NumTiles(0));
   }
 
  private:
@@ -156,9 +155,9 @@ class ScaleChannelsOp final : public Op {
         in.num_threads > 1
             ? std::max<int64_t>(1, (4 * static_cast<int64_t>(in.num_threads) + batch_ - 1) / batch_)
             : 1;
-    pixels_per_tile_ = std::clamp<int64_t>((pixels_ + per_image_tiles_wanted - 1) /
-                                               per_image_tiles_wanted,
-                                           std::min(min_pixels, pixels_), pixels_);
+    pixels_per_tile_ =
+        std::clamp<int64_t>((pixels_ + per_image_tiles_wanted - 1) / per_image_tiles_wanted,
+                            std::min(min_pixels, pixels_), pixels_);
     tiles_per_image_ = (pixels_ + pixels_per_tile_ - 1) / pixels_per_tile_;
   }
 
@@ -197,14 +196,13 @@ class ScaleChannelsOp final : public Op {
 
 absl::Status CheckUnary(const OpPlanInput& in, size_t inputs) {
   if (in.input_dims.size() != inputs || in.inputs.size() != inputs) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s %s: expected %d inputs",
-                                                      OpTypeName(in.node().type), in.node().name,
-                                                      inputs));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s %s: expected %d inputs", OpTypeName(in.node().type), in.node().name, inputs));
   }
   if (!(in.input_dims[0] == in.output_dims)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s %s: output %s differs from input %s", OpTypeName(in.node().type), in.node().name,
-        in.output_dims.ToString(), in.input_dims[0].ToString()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s %s: output %s differs from input %s", OpTypeName(in.node().type),
+                        in.node().name, in.output_dims.ToString(), in.input_dims[0].ToString()));
   }
   return absl::OkStatus();
 }
@@ -220,9 +218,9 @@ OpResult CreateActivationOp(const OpPlanInput& in) {
 OpResult CreateAddOp(const OpPlanInput& in) {
   if (absl::Status s = CheckUnary(in, 2); !s.ok()) return s;
   if (!(in.input_dims[1] == in.output_dims)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Add %s: operands differ (%s vs %s)", in.node().name, in.input_dims[0].ToString(),
-        in.input_dims[1].ToString()));
+    return absl::InvalidArgumentError(absl::StrFormat("Add %s: operands differ (%s vs %s)",
+                                                      in.node().name, in.input_dims[0].ToString(),
+                                                      in.input_dims[1].ToString()));
   }
   return std::make_unique<AddOp>(in, in.node().attr<AddAttrs>().act,
                                  in.batch * in.output_dims.elements());
@@ -232,9 +230,9 @@ OpResult CreateMulOp(const OpPlanInput& in) {
   if (absl::Status s = CheckUnary(in, 2); !s.ok()) return s;
   const Dims& s = in.input_dims[1];
   if (s.h != 1 || s.w != 1 || s.c != in.output_dims.c) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Mul %s: the scale must be 1x1x%d, got %s", in.node().name, in.output_dims.c,
-        s.ToString()));
+    return absl::InvalidArgumentError(absl::StrFormat("Mul %s: the scale must be 1x1x%d, got %s",
+                                                      in.node().name, in.output_dims.c,
+                                                      s.ToString()));
   }
   return std::make_unique<ScaleChannelsOp>(in, "mul", nullptr, nullptr);
 }
@@ -243,9 +241,9 @@ OpResult CreateChannelScaleOp(const OpPlanInput& in) {
   if (absl::Status s = CheckUnary(in, 1); !s.ok()) return s;
   if (in.node().params.size() != 1 ||
       static_cast<int64_t>(in.param(0).data.size()) != in.output_dims.c) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "ChannelScale %s: needs one scale parameter of %d values", in.node().name,
-        in.output_dims.c));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("ChannelScale %s: needs one scale parameter of %d values", in.node().name,
+                        in.output_dims.c));
   }
   if (in.weights == nullptr) return absl::InvalidArgumentError("no weight cache");
   const Param& scale = in.param(0);

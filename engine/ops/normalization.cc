@@ -95,8 +95,8 @@ OpResult CreateLayerNormOp(const OpPlanInput& in) {
   if (in.num_threads > 1) {
     const int64_t target = 4 * static_cast<int64_t>(in.num_threads);
     const int64_t min_pixels = std::max<int64_t>(1, 8192 / c);
-    per_tile = std::clamp<int64_t>((pixels + target - 1) / target, std::min(min_pixels, pixels),
-                                   pixels);
+    per_tile =
+        std::clamp<int64_t>((pixels + target - 1) / target, std::min(min_pixels, pixels), pixels);
   }
   return std::make_unique<LayerNormOp>(in, *std::move(affine), eps, per_tile);
 }

@@ -108,9 +108,9 @@ OpResult CreateGlobalAvgPoolOp(const OpPlanInput& in) {
   }
   const Dims& id = in.input_dims[0];
   if (!(in.output_dims == Dims{1, 1, id.c})) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "GlobalAvgPool %s: output must be 1x1x%d, got %s", in.node().name, id.c,
-        in.output_dims.ToString()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("GlobalAvgPool %s: output must be 1x1x%d, got %s", in.node().name, id.c,
+                        in.output_dims.ToString()));
   }
   // Whole images when there are enough of them; otherwise channel blocks (multiples of 16, at
   // least 64 channels and 32 KiB of input) for about 4 tiles per worker.
@@ -118,7 +118,8 @@ OpResult CreateGlobalAvgPoolOp(const OpPlanInput& in) {
   const int64_t target = 4 * static_cast<int64_t>(std::max(in.num_threads, 1));
   if (in.num_threads > 1 && in.batch < target) {
     const int64_t blocks = (target + in.batch - 1) / in.batch;
-    const int64_t min_c = std::max<int64_t>(64, 8192 / std::max<int64_t>(id.h * id.w, 1));
+    const int64_t min_c =
+        (std::max<int64_t>(64, 8192 / std::max<int64_t>(id.h * id.w, 1)) + 15) / 16 * 16;
     per_tile = (id.c + blocks - 1) / blocks;
     per_tile = std::clamp<int64_t>((per_tile + 15) / 16 * 16, std::min(min_c, id.c), id.c);
   }
@@ -143,8 +144,7 @@ OpResult CreateMaxPoolOp(const OpPlanInput& in) {
   const int64_t ow = (id.w + a.pad_left + a.pad_right - a.kernel_w) / a.stride_w + 1;
   if (oh < 1 || ow < 1 || !(in.output_dims == Dims{oh, ow, id.c})) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "MaxPool %s: output %s does not match the geometry", node.name,
-        in.output_dims.ToString()));
+        "MaxPool %s: output %s does not match the geometry", node.name, in.output_dims.ToString()));
   }
   kernels::MaxPoolParams p;
   p.in_h = id.h;

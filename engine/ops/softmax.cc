@@ -56,8 +56,8 @@ class SoftmaxOp final : public Op {
 
 OpResult CreateSoftmaxOp(const OpPlanInput& in) {
   if (in.input_dims.size() != 1 || in.inputs.size() != 1 || !(in.input_dims[0] == in.output_dims)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Softmax %s: expects one input shaped like the output", in.node().name));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Softmax %s: expects one input shaped like the output", in.node().name));
   }
   const int64_t rows = in.batch * in.output_dims.h * in.output_dims.w;
   int64_t per_tile = rows;

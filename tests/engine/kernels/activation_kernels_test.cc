@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -16,12 +16,16 @@
 #include "engine/cpu_features.h"
 #include "gtest/gtest.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 namespace visionserve::engine::kernels {
 namespace {
 
-constexpr Activation kAll[] = {Activation::kNone,    Activation::kReLU,    Activation::kReLU6,
-                               Activation::kSiLU,    Activation::kGELU,    Activation::kSigmoid,
-                               Activation::kHardSwish, Activation::kHardSigmoid};
+constexpr Activation kAll[] = {
+    Activation::kNone, Activation::kReLU,    Activation::kReLU6,     Activation::kSiLU,
+    Activation::kGELU, Activation::kSigmoid, Activation::kHardSwish, Activation::kHardSigmoid};
 
 // The documented bounds (activation_kernels.cc): |y − ref| ≤ rel·|ref| + abs.
 struct Bound {
@@ -55,6 +59,28 @@ std::vector<Isa> SupportedIsas() {
   }
   return isas;
 }
+
+// Sets or clears FTZ/DAZ for the scope (the engine's workers run with them set; a test thread
+// may have either, depending on what ran before).
+class ScopedFlushDenormals {
+ public:
+  explicit ScopedFlushDenormals(bool flush) {
+#if defined(__x86_64__) || defined(__i386__)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(flush ? (saved_ | 0x8040u) : (saved_ & ~0x8040u));
+#else
+    (void)flush;
+#endif
+  }
+  ~ScopedFlushDenormals() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(saved_);
+#endif
+  }
+
+ private:
+  unsigned saved_ = 0;
+};
 
 float FromBits(uint32_t u) {
   float f;
@@ -112,45 +138,58 @@ std::vector<float> SweepInputs() {
   return x;
 }
 
+// Runs `act` at `isa` over the sweep and checks every output against the documented bound.
+void CheckSweep(Activation act, Isa isa, bool flush, const std::vector<float>& x,
+                const std::vector<float>& ref) {
+  SCOPED_TRACE(absl::StrFormat("%s %s ftz/daz=%d", ActivationName(act), IsaName(isa), flush));
+  // With FTZ/DAZ subnormal inputs and results are zero: 2^-126 more absolute error.
+  Bound bound = BoundOf(act);
+  if (flush) bound.abs = std::max(bound.abs, 1.1754944e-38);
+  const ScopedFlushDenormals mode(flush);
+  ActivationFn fn = GetActivationKernel(act, isa);
+  ASSERT_NE(fn, nullptr);
+  std::vector<float> y(x.size(), 0.f);
+  fn(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst_rel = 0;
+  int failures = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (std::isnan(ref[i])) {
+      if (!std::isnan(y[i]) && ++failures <= 5) {
+        ADD_FAILURE() << absl::StrFormat("x=%.9g: expected NaN, got %.9g", x[i], y[i]);
+      }
+      continue;
+    }
+    if (std::isinf(ref[i])) {
+      if (y[i] != ref[i] && ++failures <= 5) {
+        ADD_FAILURE() << absl::StrFormat("x=%.9g: expected %g, got %.9g", x[i], ref[i], y[i]);
+      }
+      continue;
+    }
+    const double err = std::abs(double{y[i]} - double{ref[i]});
+    const double mag = std::abs(double{ref[i]});
+    if (mag > 1e-30) worst_rel = std::max(worst_rel, err / mag);
+    if (!(err <= bound.rel * mag + bound.abs) && ++failures <= 5) {
+      ADD_FAILURE() << absl::StrFormat("x=%.9g (0x%08x): got %.9g, ref %.9g, rel err %.3g", x[i],
+                                       std::bit_cast<uint32_t>(x[i]), y[i], ref[i],
+                                       err / std::max(mag, 1e-45));
+    }
+  }
+  EXPECT_EQ(failures, 0);
+  std::printf("  %-12s %-9s ftz/daz=%d max rel err %.3g\n",
+              std::string(ActivationName(act)).c_str(), std::string(IsaName(isa)).c_str(), flush,
+              worst_rel);
+}
+
 TEST(ActivationKernelsTest, MatchReferenceWithinDocumentedBounds) {
   const std::vector<float> x = SweepInputs();
-  std::vector<float> ref(x.size()), y(x.size());
+  std::vector<float> ref(x.size());
   for (Activation act : kAll) {
-    ActivationRef(act, x.data(), ref.data(), static_cast<int64_t>(x.size()));
-    const Bound bound = BoundOf(act);
-    for (Isa isa : SupportedIsas()) {
-      SCOPED_TRACE(absl::StrFormat("%s %s", ActivationName(act), IsaName(isa)));
-      ActivationFn fn = GetActivationKernel(act, isa);
-      ASSERT_NE(fn, nullptr);
-      std::fill(y.begin(), y.end(), 0.f);
-      fn(x.data(), y.data(), static_cast<int64_t>(x.size()));
-      double worst_rel = 0;
-      int failures = 0;
-      for (size_t i = 0; i < x.size(); ++i) {
-        if (std::isnan(ref[i])) {
-          if (!std::isnan(y[i]) && ++failures <= 5) {
-            ADD_FAILURE() << absl::StrFormat("x=%.9g: expected NaN, got %.9g", x[i], y[i]);
-          }
-          continue;
-        }
-        if (std::isinf(ref[i])) {
-          if (y[i] != ref[i] && ++failures <= 5) {
-            ADD_FAILURE() << absl::StrFormat("x=%.9g: expected %g, got %.9g", x[i], ref[i], y[i]);
-          }
-          continue;
-        }
-        const double err = std::abs(double{y[i]} - double{ref[i]});
-        const double mag = std::abs(double{ref[i]});
-        if (mag > 1e-30) worst_rel = std::max(worst_rel, err / mag);
-        if (!(err <= bound.rel * mag + bound.abs) && ++failures <= 5) {
-          ADD_FAILURE() << absl::StrFormat("x=%.9g (0x%08x): got %.9g, ref %.9g, rel err %.3g",
-                                           x[i], std::bit_cast<uint32_t>(x[i]), y[i], ref[i],
-                                           err / std::max(mag, 1e-45));
-        }
-      }
-      EXPECT_EQ(failures, 0);
-      std::printf("  %-12s %-9s max rel err %.3g\n", std::string(ActivationName(act)).c_str(),
-                  std::string(IsaName(isa)).c_str(), worst_rel);
+    {
+      const ScopedFlushDenormals exact(false);  // the reference itself sees subnormals as such
+      ActivationRef(act, x.data(), ref.data(), static_cast<int64_t>(x.size()));
+    }
+    for (const bool flush : {false, true}) {
+      for (Isa isa : SupportedIsas()) CheckSweep(act, isa, flush, x, ref);
     }
   }
 }
@@ -182,8 +221,8 @@ TEST(ActivationKernelsTest, TailsMatchBodyAndStayInBounds) {
       ActivationFn fn = GetActivationKernel(act, isa);
       for (int64_t offset : {0, 1, 3}) {
         for (int64_t n = 0; n <= 49; ++n) {
-          SCOPED_TRACE(absl::StrFormat("%s %s n=%d offset=%d", ActivationName(act),
-                                       IsaName(isa), n, offset));
+          SCOPED_TRACE(absl::StrFormat("%s %s n=%d offset=%d", ActivationName(act), IsaName(isa), n,
+                                       offset));
           std::vector<float> y(static_cast<size_t>(n + offset + 8), kSentinel);
           fn(x.data() + offset, y.data() + offset, n);
           for (int64_t i = 0; i < offset; ++i) ASSERT_EQ(y[i], kSentinel);

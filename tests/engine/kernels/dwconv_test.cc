@@ -109,25 +109,43 @@ void RunCase(Isa isa, const Case& c, uint32_t seed) {
 
   const DwconvPackedWeights packed =
       DwconvPackedWeights::Pack(c.c, c.kh, c.kw, weight.data(), c.bias ? bias.data() : nullptr);
-  const DwconvKernel kernel = GetDwconvKernel(isa, c.kh, c.kw, c.stride, c.stride, c.dilation,
-                                              c.dilation);
+  const DwconvKernel kernel =
+      GetDwconvKernel(isa, c.kh, c.kw, c.stride, c.stride, c.dilation, c.dilation);
   ASSERT_NE(kernel.fn, nullptr);
   Guarded output(out_size, kSentinel);
   std::vector<float> scratch(static_cast<size_t>(DwconvScratchFloats(p)) + 16, kSentinel);
   // 64-byte aligned, as the op's per-thread scratch.
-  float* scratch_ptr = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
-  // Bands of 1, 2 and the rest, so that row offsets and partial bands are exercised; check that
-  // a band writes exactly its own rows.
+  float* scratch_ptr =
+      scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+  // Tiles as an op could cut them: bands of 1, 2 and the rest of the rows, and (without the
+  // channel norm) channel groups of 16 and the rest. Each call must write exactly its range.
+  std::vector<DwconvRange> ranges;
+  const std::vector<int64_t> splits =
+      c.norm || c.c <= 16 ? std::vector<int64_t>{0, c.c} : std::vector<int64_t>{0, 16, c.c};
   int64_t oy = 0;
   for (int64_t band : {int64_t{1}, int64_t{2}, p.out_h}) {
     const int64_t end = std::min(p.out_h, oy + band);
     if (oy >= end) break;
-    kernel.fn(p, input.get(), packed.weights(), packed.bias(),
-              c.residual ? residual.get() : nullptr, output.get(), oy, end, scratch_ptr);
-    for (int64_t i = end * p.out_w * c.c; i < out_size; ++i) {
-      ASSERT_EQ(output.get()[i], kSentinel) << "band [" << oy << ", " << end << ") wrote " << i;
-    }
+    for (size_t g = 0; g + 1 < splits.size(); ++g)
+      ranges.push_back({oy, end, splits[g], splits[g + 1]});
     oy = end;
+  }
+  for (const DwconvRange& r : ranges) {
+    kernel.fn(p, input.get(), packed.weights(), packed.bias(),
+              c.residual ? residual.get() : nullptr, output.get(), r, scratch_ptr);
+    // Everything after this range (in call order) is still untouched.
+    for (int64_t y = r.oy_begin; y < p.out_h; ++y) {
+      for (int64_t x = 0; x < p.out_w; ++x) {
+        for (int64_t ch = 0; ch < c.c; ++ch) {
+          const bool written = y < r.oy_end && ch < r.c_end;
+          if (!written) {
+            ASSERT_EQ(output.get()[(y * p.out_w + x) * c.c + ch], kSentinel)
+                << "range rows [" << r.oy_begin << ", " << r.oy_end << ") channels [" << r.c_begin
+                << ", " << r.c_end << ") wrote y=" << y << " c=" << ch;
+          }
+        }
+      }
+    }
   }
   EXPECT_TRUE(output.GuardsIntact()) << "wrote outside the output";
   EXPECT_TRUE(input.GuardsIntact());
@@ -142,9 +160,8 @@ void RunCase(Isa isa, const Case& c, uint32_t seed) {
     const double tol = c.norm ? 2e-4 : tol_rel * std::max(1.0, std::abs(want));
     if (!(std::abs(got - want) <= tol) && ++failures <= 5) {
       const int64_t pixel = i / c.c;
-      ADD_FAILURE() << absl::StrFormat("%s: oy=%d ox=%d c=%d got %.8g want %.8g",
-                                       kernel.name, pixel / p.out_w, pixel % p.out_w, i % c.c,
-                                       got, want);
+      ADD_FAILURE() << absl::StrFormat("%s: oy=%d ox=%d c=%d got %.8g want %.8g", kernel.name,
+                                       pixel / p.out_w, pixel % p.out_w, i % c.c, got, want);
     }
   }
   EXPECT_EQ(failures, 0);
@@ -173,11 +190,12 @@ TEST(DwconvKernelTest, FastPathsMatchReferenceOverEdgeShapes) {
       for (int stride : {1, 2}) {
         for (auto [h, w] : {std::pair<int64_t, int64_t>{7, 7}, {9, 5}, {1, 1}, {12, 19}}) {
           for (int64_t c : {1, 3, 15, 16, 17, 33, 100}) {
-            for (auto [pt, pl, pb, pr] : {std::tuple<int, int, int, int>{k / 2, k / 2, k / 2, k / 2},
-                                          {0, 0, 0, 0},
-                                          {k - 1, k - 1, k - 1, k - 1},
-                                          {0, k - 1, k / 2, 1},
-                                          {k / 2, 0, 0, k / 2}}) {
+            for (auto [pt, pl, pb, pr] :
+                 {std::tuple<int, int, int, int>{k / 2, k / 2, k / 2, k / 2},
+                  {0, 0, 0, 0},
+                  {k - 1, k - 1, k - 1, k - 1},
+                  {0, k - 1, k / 2, 1},
+                  {k / 2, 0, 0, k / 2}}) {
               Case cs;
               cs.h = h, cs.w = w, cs.c = c, cs.kh = cs.kw = k, cs.stride = stride;
               cs.pad_top = pt, cs.pad_left = pl, cs.pad_bottom = pb, cs.pad_right = pr;
@@ -196,9 +214,14 @@ TEST(DwconvKernelTest, FastPathsMatchReferenceOverEdgeShapes) {
 TEST(DwconvKernelTest, GenericPathMatchesReference) {
   uint32_t seed = 100;
   for (Isa isa : SupportedIsas()) {
-    for (auto [kh, kw, stride, dil] :
-         {std::tuple<int, int, int, int>{1, 1, 1, 1}, {3, 3, 1, 2}, {3, 5, 1, 1}, {4, 4, 2, 1},
-          {9, 9, 1, 1}, {3, 3, 3, 1}, {2, 2, 2, 1}, {5, 5, 2, 2}}) {
+    for (auto [kh, kw, stride, dil] : {std::tuple<int, int, int, int>{1, 1, 1, 1},
+                                       {3, 3, 1, 2},
+                                       {3, 5, 1, 1},
+                                       {4, 4, 2, 1},
+                                       {9, 9, 1, 1},
+                                       {3, 3, 3, 1},
+                                       {2, 2, 2, 1},
+                                       {5, 5, 2, 2}}) {
       for (int64_t c : {1, 15, 17, 40}) {
         for (int pad : {0, 1, 2}) {
           Case cs;
@@ -273,8 +296,8 @@ TEST(DwconvKernelTest, ResidualMayAliasOutput) {
     const auto packed = DwconvPackedWeights::Pack(20, 3, 3, w.data(), b.data());
     std::vector<float> scratch(static_cast<size_t>(DwconvScratchFloats(p)));
     GetDwconvKernel(isa, 3, 3, 1, 1, 1, 1)
-        .fn(p, in.data(), packed.weights(), packed.bias(), res.data(), res.data(), 0, p.out_h,
-            scratch.data());
+        .fn(p, in.data(), packed.weights(), packed.bias(), res.data(), res.data(),
+            {0, p.out_h, 0, 20}, scratch.data());
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(res[i], want[i], 1e-5) << i;
   }
 }

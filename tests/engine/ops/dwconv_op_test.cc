@@ -31,9 +31,9 @@ struct DwCase {
 
 std::string Describe(const DwCase& c) {
   return absl::StrFormat("in %s k %dx%d s%d pad %d,%d,%d,%d dil %d bias=%d res=%d act=%s norm=%d",
-                         c.in.ToString(), c.kh, c.kw, c.stride, c.pad_top, c.pad_left,
-                         c.pad_bottom, c.pad_right, c.dilation, c.bias, c.residual,
-                         ActivationName(c.act), c.norm);
+                         c.in.ToString(), c.kh, c.kw, c.stride, c.pad_top, c.pad_left, c.pad_bottom,
+                         c.pad_right, c.dilation, c.bias, c.residual, ActivationName(c.act),
+                         c.norm);
 }
 
 // A graph with inputs x [, residual] and the depthwise conv node (the last node).
@@ -53,7 +53,8 @@ Graph MakeGraph(const DwCase& c, uint32_t seed) {
   a.norm_eps = 1e-5f;
   ValueId residual = kNoValue;
   if (c.residual) {
-    const int64_t oh = (c.in.h + c.pad_top + c.pad_bottom - c.dilation * (c.kh - 1) - 1) / c.stride + 1;
+    const int64_t oh =
+        (c.in.h + c.pad_top + c.pad_bottom - c.dilation * (c.kh - 1) - 1) / c.stride + 1;
     const int64_t ow =
         (c.in.w + c.pad_left + c.pad_right - c.dilation * (c.kw - 1) - 1) / c.stride + 1;
     residual = g.Input("residual", Dims{oh, ow, c.in.c});
@@ -101,7 +102,8 @@ TEST(DepthwiseConvOpTest, MatchesReferenceOverKernelsStridesAndPaddings) {
   uint32_t seed = 1;
   for (int k : {3, 5, 7}) {
     for (int stride : {1, 2}) {
-      for (Dims in : {Dims{9, 7, 17}, Dims{7, 7, 32}, Dims{1, 1, 3}, Dims{14, 15, 100}}) {
+      for (Dims in :
+           {Dims{9, 7, 17}, Dims{7, 7, 32}, Dims{1, 1, 3}, Dims{14, 15, 100}, Dims{7, 5, 200}}) {
         DwCase c;
         c.in = in, c.kh = c.kw = k, c.stride = stride;
         c.pad_top = c.pad_left = c.pad_bottom = c.pad_right = k / 2;
@@ -115,8 +117,11 @@ TEST(DepthwiseConvOpTest, MatchesReferenceOverKernelsStridesAndPaddings) {
 
 TEST(DepthwiseConvOpTest, GenericShapesMatchReference) {
   uint32_t seed = 100;
-  for (auto [kh, kw, stride, dil] : {std::tuple<int, int, int, int>{1, 1, 1, 1}, {3, 3, 1, 2},
-                                     {3, 5, 2, 1}, {4, 4, 2, 1}, {3, 3, 3, 1}}) {
+  for (auto [kh, kw, stride, dil] : {std::tuple<int, int, int, int>{1, 1, 1, 1},
+                                     {3, 3, 1, 2},
+                                     {3, 5, 2, 1},
+                                     {4, 4, 2, 1},
+                                     {3, 3, 3, 1}}) {
     DwCase c;
     c.in = Dims{11, 10, 19};
     c.kh = kh, c.kw = kw, c.stride = stride, c.dilation = dil;
@@ -172,6 +177,33 @@ TEST(DepthwiseConvOpTest, PacksWeightsOncePerNodeAndDescribesKernel) {
     EXPECT_GE(got->tiles, batch == 1 ? 4 : 8) << "about 4 tiles per worker";
   }
   EXPECT_EQ(cache.size(), 1u);
+}
+
+// Small images with many channels split over channel groups (no halo rows to re-stage);
+// with the channel norm, every pixel's channels stay in one tile.
+TEST(DepthwiseConvOpTest, SplitsSmallImagesOverChannelGroups) {
+  DwCase c;
+  c.in = Dims{7, 7, 1152};
+  c.kh = c.kw = 5;
+  c.pad_top = c.pad_left = c.pad_bottom = c.pad_right = 2;
+  c.act = Activation::kSiLU;
+  const Graph g = MakeGraph(c, 11);
+  const Tensor x = testing::RandomTensor(1, c.in, 12);
+  OpRunOptions o;
+  o.isa = DetectIsa(), o.num_threads = 2;
+  auto got = RunOp(g, 0, {&x}, o);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_NE(got->describe.find("rows/tile=7 channels/tile=144 tiles=8"), std::string::npos)
+      << got->describe;
+  auto want = RunReference(g, {&x, 1});
+  ASSERT_TRUE(want.ok());
+  EXPECT_LE(testing::MaxRelDiff(got->output, (*want)[0]), 1e-5);
+
+  c.act = Activation::kNone;
+  c.norm = true;
+  auto normed = RunOp(MakeGraph(c, 11), 0, {&x}, o);
+  ASSERT_TRUE(normed.ok()) << normed.status();
+  EXPECT_NE(normed->describe.find("channels/tile=1152"), std::string::npos) << normed->describe;
 }
 
 TEST(DepthwiseConvOpTest, RejectsInconsistentNodes) {

@@ -17,10 +17,9 @@ namespace {
 using testing::OpRunOptions;
 using testing::RunOp;
 
-constexpr Activation kActs[] = {Activation::kNone,      Activation::kReLU,
-                                Activation::kReLU6,     Activation::kSiLU,
-                                Activation::kGELU,      Activation::kSigmoid,
-                                Activation::kHardSwish, Activation::kHardSigmoid};
+constexpr Activation kActs[] = {
+    Activation::kNone, Activation::kReLU,    Activation::kReLU6,     Activation::kSiLU,
+    Activation::kGELU, Activation::kSigmoid, Activation::kHardSwish, Activation::kHardSigmoid};
 
 // Runs the graph's last node out of place and in place (when the op allows it) for every ISA,
 // thread count and batch, and compares with the reference interpreter.

@@ -19,7 +19,8 @@ using testing::RunOp;
 
 TEST(LayerNormOpTest, MatchesReferenceInAndOutOfPlace) {
   uint32_t seed = 1;
-  for (Dims d : {Dims{1, 1, 1}, Dims{1, 1, 768}, Dims{7, 9, 17}, Dims{28, 28, 96}, Dims{3, 3, 100}}) {
+  for (Dims d :
+       {Dims{1, 1, 1}, Dims{1, 1, 768}, Dims{7, 9, 17}, Dims{28, 28, 96}, Dims{3, 3, 100}}) {
     for (float eps : {1e-6f, 1e-5f}) {
       SCOPED_TRACE(absl::StrFormat("%s eps %g", d.ToString(), eps));
       Graph g;

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -96,8 +96,8 @@ inline absl::StatusOr<OpRunResult> RunOp(const Graph& g, int32_t node_index,
   for (int stage = 0; stage < (*op)->NumStages(); ++stage) {
     const int64_t tiles = (*op)->NumTiles(stage);
     if (tiles < 1 || (*op)->Grain(stage) < 1) {
-      return absl::InternalError(absl::StrFormat("stage %d: %d tiles, grain %d", stage, tiles,
-                                                 (*op)->Grain(stage)));
+      return absl::InternalError(
+          absl::StrFormat("stage %d: %d tiles, grain %d", stage, tiles, (*op)->Grain(stage)));
     }
     result.tiles += tiles;
     // Uneven chunks [begin, end), run in a random order.
@@ -130,8 +130,9 @@ inline double MaxRelDiff(const Tensor& a, const Tensor& b, double floor = 1.0) {
 
 inline bool BitwiseEqual(const Tensor& a, const Tensor& b) {
   return a.size() == b.size() &&
-         std::equal(a.span().begin(), a.span().end(), b.span().begin(),
-                    [](float x, float y) { return std::bit_cast<uint32_t>(x) == std::bit_cast<uint32_t>(y); });
+         std::equal(a.span().begin(), a.span().end(), b.span().begin(), [](float x, float y) {
+           return std::bit_cast<uint32_t>(x) == std::bit_cast<uint32_t>(y);
+         });
 }
 
 }  // namespace visionserve::engine::testing

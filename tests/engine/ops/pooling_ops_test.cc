@@ -29,8 +29,7 @@ void CheckNode(const Graph& g, double tol, uint32_t seed) {
         auto out = RunOp(g, 0, {&x}, o);
         ASSERT_TRUE(out.ok()) << out.status();
         EXPECT_LE(testing::MaxRelDiff(out->output, (*want)[0]), tol)
-            << IsaName(isa) << " batch " << batch << " threads " << threads << " "
-            << out->describe;
+            << IsaName(isa) << " batch " << batch << " threads " << threads << " " << out->describe;
       }
     }
   }
@@ -38,8 +37,8 @@ void CheckNode(const Graph& g, double tol, uint32_t seed) {
 
 TEST(GlobalAvgPoolOpTest, MatchesReferenceOverImageAndChannelTiles) {
   uint32_t seed = 1;
-  for (Dims d : {Dims{1, 1, 1}, Dims{7, 7, 1280}, Dims{112, 112, 32}, Dims{5, 3, 17},
-                 Dims{14, 14, 100}}) {
+  for (Dims d :
+       {Dims{1, 1, 1}, Dims{7, 7, 1280}, Dims{112, 112, 32}, Dims{5, 3, 17}, Dims{14, 14, 100}}) {
     SCOPED_TRACE(d.ToString());
     Graph g;
     g.MarkOutput(g.GlobalAvgPool(g.Input("x", d)));
@@ -61,8 +60,12 @@ TEST(GlobalAvgPoolOpTest, SplitsChannelsForSmallBatches) {
 
 TEST(MaxPoolOpTest, MatchesReferenceOverKernelsStridesAndPaddings) {
   uint32_t seed = 100;
-  for (auto [k, s, pad] : {std::tuple<int, int, int>{3, 2, 1}, {3, 1, 1}, {2, 2, 0}, {3, 2, 0},
-                           {5, 3, 2}, {1, 1, 0}}) {
+  for (auto [k, s, pad] : {std::tuple<int, int, int>{3, 2, 1},
+                           {3, 1, 1},
+                           {2, 2, 0},
+                           {3, 2, 0},
+                           {5, 3, 2},
+                           {1, 1, 0}}) {
     for (Dims d : {Dims{112, 112, 64}, Dims{7, 9, 17}, Dims{1, 1, 3}, Dims{6, 5, 33}}) {
       MaxPoolAttrs a;
       a.kernel_h = a.kernel_w = k;

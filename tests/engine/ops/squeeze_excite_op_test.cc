@@ -33,8 +33,11 @@ Graph MakeGraph(Dims d, int64_t squeeze, Activation inner, Activation gate, uint
 TEST(SqueezeExciteOpTest, MatchesReferenceInAndOutOfPlace) {
   uint32_t seed = 1;
   ASSERT_TRUE(TraitsOf(OpType::kSqueezeExcite).in_place_ok);
-  for (auto [d, s] : {std::pair<Dims, int64_t>{Dims{112, 112, 32}, 8}, {Dims{7, 7, 1152}, 48},
-                      {Dims{14, 14, 120}, 32}, {Dims{5, 3, 17}, 3}, {Dims{1, 1, 40}, 10}}) {
+  for (auto [d, s] : {std::pair<Dims, int64_t>{Dims{112, 112, 32}, 8},
+                      {Dims{7, 7, 1152}, 48},
+                      {Dims{14, 14, 120}, 32},
+                      {Dims{5, 3, 17}, 3},
+                      {Dims{1, 1, 40}, 10}}) {
     for (auto [inner, gate] : {std::pair{Activation::kSiLU, Activation::kSigmoid},
                                std::pair{Activation::kReLU, Activation::kHardSigmoid}}) {
       SCOPED_TRACE(absl::StrFormat("%s S=%d %s/%s", d.ToString(), s, ActivationName(inner),
