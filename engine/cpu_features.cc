@@ -105,7 +105,21 @@ int CpuAllowance() {
 
 void FlushDenormalsOnThisThread() {
 #if defined(__x86_64__) || defined(__i386__)
-  _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ (bit 15) | DAZ (bit 6)
+  const unsigned csr = _mm_getcsr();
+  if ((csr & 0x8040) != 0x8040) _mm_setcsr(csr | 0x8040);  // FTZ (bit 15) | DAZ (bit 6)
+#endif
+}
+
+DenormalModeGuard::DenormalModeGuard() {
+#if defined(__x86_64__) || defined(__i386__)
+  saved_ = _mm_getcsr();
+  if ((saved_ & 0x8040) != 0x8040) _mm_setcsr(saved_ | 0x8040);
+#endif
+}
+
+DenormalModeGuard::~DenormalModeGuard() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (_mm_getcsr() != saved_) _mm_setcsr(saved_);
 #endif
 }
 

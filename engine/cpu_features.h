@@ -26,4 +26,16 @@ int CpuAllowance();
 // Sets flush-to-zero and denormals-are-zero for the calling thread (no-op without SSE).
 void FlushDenormalsOnThisThread();
 
+// Sets FTZ/DAZ on this thread for its lifetime and restores the previous mode afterwards.
+class DenormalModeGuard {
+ public:
+  DenormalModeGuard();
+  ~DenormalModeGuard();
+  DenormalModeGuard(const DenormalModeGuard&) = delete;
+  DenormalModeGuard& operator=(const DenormalModeGuard&) = delete;
+
+ private:
+  unsigned saved_ = 0;
+};
+
 }  // namespace visionserve::engine

@@ -11,28 +11,20 @@
 #include "tbb/parallel_for.h"
 #include "tbb/partitioner.h"
 #include "tbb/task_arena.h"
-#include "tbb/task_scheduler_observer.h"
 
 namespace visionserve::engine {
 
-class ThreadPool::Observer : public tbb::task_scheduler_observer {
- public:
-  explicit Observer(tbb::task_arena& arena) : tbb::task_scheduler_observer(arena) { observe(true); }
-  ~Observer() override { observe(false); }
-  void on_scheduler_entry(bool /*worker*/) override { FlushDenormalsOnThisThread(); }
-};
-
+// Worker threads get FTZ/DAZ from the tile loop itself (FlushDenormalsOnThisThread is a
+// read and compare once set). A task_scheduler_observer would do it on arena entry, but
+// oneTBB 2021.8 leaks the observer's proxy when a worker is still leaving the arena as the
+// observer is removed (LeakSanitizer finds it).
 ThreadPool::ThreadPool(int num_threads)
     : num_threads_(num_threads > 0 ? num_threads : CpuAllowance()),
       arena_(std::make_unique<tbb::task_arena>(num_threads_)) {
   arena_->initialize();
-  observer_ = std::make_unique<Observer>(*arena_);
 }
 
-ThreadPool::~ThreadPool() {
-  observer_.reset();
-  arena_.reset();
-}
+ThreadPool::~ThreadPool() = default;
 
 // Activation memory for one in-flight run: mapped once, huge pages requested, touched up front.
 struct CompiledModel::Arena {
@@ -143,6 +135,8 @@ absl::StatusOr<const Plan*> CompiledModel::GetPlan(int64_t batch) const {
 void CompiledModel::Execute(const Plan& plan, size_t first, size_t last, const RunContext& ctx,
                             std::byte* scratch) const {
   const size_t per_thread = plan.scratch_bytes_per_thread();
+  // The calling thread (often not ours) gets FTZ/DAZ for the run and its own mode back.
+  const DenormalModeGuard denormals;
   for (size_t s = first; s < last; ++s) {
     const Op& op = *plan.steps()[s].op;
     for (int stage = 0; stage < op.NumStages(); ++stage) {
@@ -156,6 +150,7 @@ void CompiledModel::Execute(const Plan& plan, size_t first, size_t last, const R
       tbb::parallel_for(
           tbb::blocked_range<int64_t>(0, tiles, grain),
           [&](const tbb::blocked_range<int64_t>& r) {
+            FlushDenormalsOnThisThread();
             const int t = std::max(0, tbb::this_task_arena::current_thread_index());
             op.RunTiles(stage, r.begin(), r.end(), ctx,
                         per_thread ? scratch + t * per_thread : nullptr);

@@ -56,10 +56,8 @@ class ThreadPool {
   tbb::task_arena& arena() { return *arena_; }
 
  private:
-  class Observer;
   int num_threads_;
   std::unique_ptr<tbb::task_arena> arena_;
-  std::unique_ptr<Observer> observer_;
 };
 
 class CompiledModel {

@@ -96,10 +96,11 @@ int FoldBatchNorm(Graph& g) {
     if (bi < 0 || g.node(bi).type != OpType::kBatchNorm) continue;
     const Node& bn = g.node(bi);
     const float eps = bn.attr<BatchNormAttrs>().eps;
-    const auto& gamma = g.param(bn.params[0]).data;
-    const auto& beta = g.param(bn.params[1]).data;
-    const auto& mean = g.param(bn.params[2]).data;
-    const auto& var = g.param(bn.params[3]).data;
+    // Copies, not references: EnsureBias may add a parameter and move the parameter table.
+    const std::vector<float> gamma = g.param(bn.params[0]).data;
+    const std::vector<float> beta = g.param(bn.params[1]).data;
+    const std::vector<float> mean = g.param(bn.params[2]).data;
+    const std::vector<float> var = g.param(bn.params[3]).data;
     const size_t c = gamma.size();
     std::vector<double> scale(c);
     for (size_t k = 0; k < c; ++k) scale[k] = gamma[k] / std::sqrt(double{var[k]} + eps);
@@ -284,8 +285,9 @@ int FuseLayerNorm(Graph& g) {
     for (ValueId v : g.outputs()) ok = ok && v != ln_out;
     if (!ok || users.empty()) continue;
     const Node& ln = g.node(li);
-    const auto& gamma = g.param(ln.params[0]).data;
-    const auto& beta = g.param(ln.params[1]).data;
+    // Copies: EnsureBias below may grow (and move) the parameter table.
+    const std::vector<float> gamma = g.param(ln.params[0]).data;
+    const std::vector<float> beta = g.param(ln.params[1]).data;
     const int64_t c = static_cast<int64_t>(gamma.size());
     for (int32_t u : users) {
       Node& n = g.mutable_node(u);

@@ -1,31 +1,19 @@
 #include "engine/executor.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
 #include <thread>
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include "engine/reference.h"
 #include "gtest/gtest.h"
+#include "tests/engine/alloc_counter.h"
 #include "tests/engine/test_util.h"
-
-// Counts heap allocations made through operator new anywhere in the process, to prove that a
-// warmed-up Run() allocates nothing.
-static std::atomic<int64_t> g_news{0};
-void* operator new(size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace visionserve::engine {
 namespace {
@@ -171,10 +159,29 @@ TEST(CompiledModelTest, WarmRunAllocatesNothing) {
   Tensor y(2, (*m)->output_dims());
   ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
   ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
-  const int64_t before = g_news.load();
+  const int64_t before = HeapAllocations();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
-  EXPECT_EQ(g_news.load() - before, 0);
+  EXPECT_EQ(HeapAllocations() - before, 0);
 }
+
+#if defined(__x86_64__)
+TEST(CompiledModelTest, RunLeavesTheCallersFloatingPointModeAlone) {
+  CompileOptions opts;
+  opts.num_threads = 2;
+  opts.batch_sizes = {2};
+  auto m = CompiledModel::Create(MixedNet(), opts);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Tensor x = RandomTensor(2, (*m)->input_dims(), 1);
+  Tensor y(2, (*m)->output_dims());
+  const unsigned before = _mm_getcsr();
+  _mm_setcsr(before & ~0x8040u);  // the caller runs without FTZ/DAZ
+  const absl::Status s = (*m)->Run(2, x.span(), y.span());
+  const unsigned after = _mm_getcsr();
+  _mm_setcsr(before);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(after & 0x8040u, 0u);
+}
+#endif
 
 TEST(CompiledModelTest, RejectsBadBatchAndBufferSizes) {
   CompileOptions opts;
