@@ -92,7 +92,7 @@ absl::StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(Graph graph
   m->graph_ = std::move(graph);
   m->input_dims_ = m->graph_.value(m->graph_.inputs()[0]).dims;
   m->output_dims_ = m->graph_.value(m->graph_.outputs()[0]).dims;
-  m->pool_ = std::make_unique<ThreadPool>(opts.num_threads);
+  m->pool_ = opts.pool ? opts.pool : std::make_shared<ThreadPool>(opts.num_threads);
   for (int64_t b : opts.batch_sizes) {
     if (opts.max_chunk > 0) b = std::min(b, opts.max_chunk);
     auto entry = m->GetEntry(b);

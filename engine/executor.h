@@ -43,6 +43,9 @@ struct CompileOptions {
   int64_t max_chunk = 8;
   // Run the fusion passes (off only to test the unfused ops).
   bool optimize = true;
+  // The worker pool to run on, shared by every model of a server (one arena for the process).
+  // Null: the model gets a pool of its own with `num_threads` threads.
+  std::shared_ptr<ThreadPool> pool;
 };
 
 // A process-wide pool of worker threads (one oneTBB arena) that flush denormals.
@@ -104,7 +107,7 @@ class CompiledModel {
   int64_t max_batch_size_ = 256;
   int64_t max_chunk_ = 8;
   PassStats pass_stats_;
-  std::unique_ptr<ThreadPool> pool_;
+  std::shared_ptr<ThreadPool> pool_;
   mutable WeightCache weights_;
   mutable absl::Mutex mu_;
   mutable std::map<int64_t, std::unique_ptr<PlanEntry>> plans_ ABSL_GUARDED_BY(mu_);

@@ -149,6 +149,33 @@ TEST(CompiledModelTest, ConcurrentRunsGiveTheSameResultsAsSerialRuns) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+TEST(CompiledModelTest, ModelsSharingOnePoolRunConcurrently) {
+  auto pool = std::make_shared<ThreadPool>(2);
+  CompileOptions opts;
+  opts.batch_sizes = {2};
+  opts.pool = pool;
+  auto a = CompiledModel::Create(MixedNet(), opts);
+  auto b = CompiledModel::Create(MixedNet(), opts);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)->num_threads(), 2);
+  const Tensor x = RandomTensor(2, (*a)->input_dims(), 3);
+  Tensor want(2, (*a)->output_dims());
+  ASSERT_TRUE((*a)->Run(2, x.span(), want.span()).ok());
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      const CompiledModel& m = t % 2 ? **a : **b;
+      Tensor y(2, m.output_dims());
+      for (int rep = 0; rep < 10; ++rep) {
+        if (!m.Run(2, x.span(), y.span()).ok() || RelMaxDiff(y, want) > 0) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
 TEST(CompiledModelTest, WarmRunAllocatesNothing) {
   CompileOptions opts;
   opts.num_threads = 2;

@@ -1,0 +1,208 @@
+#include "server/batching/dynamic_batcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace visionserve::batching {
+
+// A worker with its own batch buffers. Fields below `thread` are guarded by the batcher's mu_.
+struct DynamicBatcher::Instance {
+  std::vector<float> input, output;
+  std::thread thread;
+  absl::CondVar cv;                               // signalled on a new batch or exit
+  std::vector<std::unique_ptr<BatchTask>> batch;  // handed over by the scheduler
+  int64_t dispatch_us = 0;
+  bool busy = false;
+  bool exit = false;
+};
+
+absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(Options options) {
+  if (absl::Status s = options.batching.Validate(); !s.ok()) return s;
+  if (options.input_floats < 1 || options.output_floats < 1 || !options.run) {
+    return absl::InvalidArgumentError("batcher needs input/output sizes and a run function");
+  }
+  std::unique_ptr<DynamicBatcher> b(new DynamicBatcher(std::move(options)));
+  const int n = b->options_.batching.instances;
+  const size_t max_batch = static_cast<size_t>(b->options_.batching.max_batch_size);
+  {
+    absl::MutexLock lock(&b->mu_);
+    b->idle_instances_ = n;
+  }
+  for (int i = 0; i < n; ++i) {
+    auto inst = std::make_unique<Instance>();
+    inst->input.resize(max_batch * b->options_.input_floats);
+    inst->output.resize(max_batch * b->options_.output_floats);
+    b->instances_.push_back(std::move(inst));
+  }
+  for (auto& inst : b->instances_) {
+    Instance* p = inst.get();
+    p->thread = std::thread([b = b.get(), p] { b->InstanceLoop(p); });
+  }
+  b->scheduler_ = std::thread([b = b.get()] { b->SchedulerLoop(); });
+  return b;
+}
+
+DynamicBatcher::DynamicBatcher(Options options)
+    : options_(std::move(options)), queue_(options_.batching, options_.latency) {}
+
+DynamicBatcher::~DynamicBatcher() { Stop(/*drain=*/false); }
+
+absl::Status DynamicBatcher::Enqueue(std::unique_ptr<BatchTask>& task) {
+  if (static_cast<int64_t>(task->input.size()) != options_.input_floats ||
+      static_cast<int64_t>(task->output.size()) != options_.output_floats) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task tensors have ", task->input.size(), " / ", task->output.size(),
+        " floats, the model needs ", options_.input_floats, " / ", options_.output_floats));
+  }
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("shutting down");
+  if (absl::Status s = queue_.Push(task, options_.clock->NowMicros()); !s.ok()) return s;
+  Poke();
+  return absl::OkStatus();
+}
+
+void DynamicBatcher::Poke() {
+  poke_ = true;
+  scheduler_cv_.Signal();
+}
+
+void DynamicBatcher::Wake() {
+  absl::MutexLock lock(&mu_);
+  Poke();
+}
+
+int DynamicBatcher::queue_depth() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+int DynamicBatcher::in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return options_.batching.instances - idle_instances_;
+}
+
+void DynamicBatcher::Answer(std::vector<BatchQueue::Dropped>& dropped, int64_t now_us) {
+  for (auto& d : dropped) {
+    TaskTiming t;
+    t.enqueue_us = d.task->enqueue_us;
+    t.dispatch_us = now_us;
+    d.task->done(d.status, t);
+  }
+  dropped.clear();
+}
+
+void DynamicBatcher::SchedulerLoop() {
+  std::vector<BatchQueue::Dropped> dropped;
+  for (;;) {
+    int64_t wake_at = kNoDeadline;
+    {
+      absl::MutexLock lock(&mu_);
+      for (;;) {
+        const int64_t now = options_.clock->NowMicros();
+        // Once stopping, whatever is still queued (only when draining) goes without waiting.
+        BatchQueue::Decision d = queue_.Poll(now, idle_instances_ > 0, stopping_);
+        for (auto& x : d.dropped) dropped.push_back(std::move(x));
+        if (d.batch.empty()) {
+          wake_at = d.wake_at_us;
+          break;
+        }
+        for (auto& inst : instances_) {
+          if (inst->busy) continue;
+          inst->busy = true;
+          inst->batch = std::move(d.batch);
+          inst->dispatch_us = now;
+          --idle_instances_;
+          inst->cv.Signal();
+          break;
+        }
+      }
+      if (stopping_ && queue_.size() == 0 && dropped.empty() &&
+          idle_instances_ == options_.batching.instances) {
+        for (auto& inst : instances_) {
+          inst->exit = true;
+          inst->cv.Signal();
+        }
+        stopped_ = true;
+        return;
+      }
+      if (dropped.empty()) {
+        // Sleep until a new task, a free instance, a cancellation or the next due time.
+        if (!poke_) {
+          if (wake_at == kNoDeadline) {
+            scheduler_cv_.Wait(&mu_);
+          } else if (const int64_t wait_us = wake_at - options_.clock->NowMicros(); wait_us > 0) {
+            scheduler_cv_.WaitWithTimeout(&mu_, absl::Microseconds(wait_us));
+          }
+        }
+        poke_ = false;
+        continue;
+      }
+      poke_ = false;
+    }
+    Answer(dropped, options_.clock->NowMicros());
+  }
+}
+
+void DynamicBatcher::InstanceLoop(Instance* inst) {
+  const size_t in_n = static_cast<size_t>(options_.input_floats);
+  const size_t out_n = static_cast<size_t>(options_.output_floats);
+  for (;;) {
+    std::vector<std::unique_ptr<BatchTask>> batch;
+    int64_t dispatch_us = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      while (inst->batch.empty() && !inst->exit) inst->cv.Wait(&mu_);
+      if (inst->batch.empty()) return;  // exit
+      batch = std::move(inst->batch);
+      inst->batch.clear();
+      dispatch_us = inst->dispatch_us;
+    }
+    const int n = static_cast<int>(batch.size());
+    for (int i = 0; i < n; ++i) {
+      std::memcpy(inst->input.data() + i * in_n, batch[i]->input.data(), in_n * sizeof(float));
+    }
+    const int64_t start = options_.clock->NowMicros();
+    const absl::Status s = options_.run(n, std::span<const float>(inst->input.data(), n * in_n),
+                                        std::span<float>(inst->output.data(), n * out_n));
+    const int64_t end = options_.clock->NowMicros();
+    if (s.ok() && options_.on_batch) options_.on_batch(n, end - start);
+    for (int i = 0; i < n; ++i) {
+      BatchTask& t = *batch[i];
+      if (s.ok()) {
+        std::memcpy(t.output.data(), inst->output.data() + i * out_n, out_n * sizeof(float));
+      }
+      TaskTiming timing{t.enqueue_us, dispatch_us, start, end, n};
+      t.done(s, timing);
+    }
+    batch.clear();
+    absl::MutexLock lock(&mu_);
+    inst->busy = false;
+    ++idle_instances_;
+    Poke();
+  }
+}
+
+void DynamicBatcher::Stop(bool drain, const absl::Status& status) {
+  std::vector<BatchQueue::Dropped> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_ && !scheduler_.joinable()) return;
+    if (!stopping_) {
+      stopping_ = true;
+      draining_ = drain;
+      if (!drain) dropped = queue_.TakeAll(status);
+    }
+    Poke();
+  }
+  Answer(dropped, options_.clock->NowMicros());
+  if (scheduler_.joinable()) scheduler_.join();
+  for (auto& inst : instances_) {
+    if (inst->thread.joinable()) inst->thread.join();
+  }
+}
+
+}  // namespace visionserve::batching
