@@ -8,6 +8,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtbb-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
   libturbojpeg0-dev libjpeg-dev libpng-dev libspng-dev
+  # end-to-end tests: Python client, health stubs, test images
+  grpc-proto python3-grpcio python3-protobuf python3-numpy python3-pil
 )
 
 missing=()

@@ -80,10 +80,14 @@ Format SniffFormat(std::span<const uint8_t> bytes);
 // - min_short_side > 0: a JPEG is decoded at the smallest DCT scale (1/8 .. 1/1) whose shorter
 //   side is still >= min_short_side; a 4000x3000 photo with min_short_side 256 decodes at 1/8 to
 //   500x375. PNGs always decode at full size.
-// Errors (all INVALID_ARGUMENT): empty input, more than limits.max_encoded_bytes, unknown format
+// Errors, all INVALID_ARGUMENT: empty input, more than limits.max_encoded_bytes, unknown format
 // (message names the accepted formats), header dimensions that are zero or exceed
-// limits.max_side / limits.max_pixels (checked before the pixel buffer is allocated, so
-// decompression bombs fail fast), truncated or corrupt data ("... truncated or corrupt ...").
+// limits.max_side / limits.max_pixels (checked on the full-size header before any pixel buffer
+// exists, also when DCT scaling would decode smaller: libjpeg still buffers full-size
+// coefficients for progressive files), truncated or corrupt data ("... truncated or corrupt
+// ..."). JPEGs that libjpeg decodes with a benign warning (junk before a marker, a bad Huffman
+// code) are accepted, as Pillow accepts them; running out of data is not. RESOURCE_EXHAUSTED
+// only if a decoder cannot be created or memory runs out.
 absl::StatusOr<Image> Decode(std::span<const uint8_t> bytes, const Limits& limits,
                              int min_short_side = 0);
 
@@ -99,8 +103,7 @@ absl::Status Preprocess(const Image& img, const ClassifySpec& spec, std::span<fl
 // Raw uint8 HWC RGB tensor input: checks height, width > 0, within `limits`, and
 // hwc.size() == height * width * 3, then does what Preprocess does (no copy of the input).
 absl::Status PreprocessRawRgb(std::span<const uint8_t> hwc, int height, int width,
-                              const ClassifySpec& spec, const Limits& limits,
-                              std::span<float> out);
+                              const ClassifySpec& spec, const Limits& limits, std::span<float> out);
 
 // Already-preprocessed float32 tensor: shape must be exactly {crop_size, crop_size, 3} (HWC,
 // no batch dimension), values.size() and out.size() must equal its element count, and every

@@ -1,0 +1,247 @@
+#include "server/api/classify_job.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/batching/clock.h"
+
+namespace visionserve::api {
+
+using batching::SteadyClock;
+
+struct ClassifyJob::Item {
+  std::vector<float> input, output;
+  int64_t preprocess_us = 0;
+  batching::TaskTiming timing;
+};
+
+namespace {
+
+preprocess::ClassifySpec SpecOf(const repository::ModelSpec& m) {
+  preprocess::ClassifySpec s;
+  s.resize_size = m.resize_size;
+  s.crop_size = m.input_size;
+  s.interpolation =
+      m.bicubic ? preprocess::Interpolation::kBicubic : preprocess::Interpolation::kBilinear;
+  s.mean = m.mean;
+  s.stddev = m.stddev;
+  return s;
+}
+
+absl::Status PreprocessImage(const v1::Image& image, const preprocess::ClassifySpec& spec,
+                             const preprocess::Limits& limits, std::span<float> out) {
+  switch (image.data_case()) {
+    case v1::Image::kEncoded: {
+      const std::string& b = image.encoded();
+      return preprocess::DecodeAndPreprocess(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), spec,
+          limits, out);
+    }
+    case v1::Image::kTensor: {
+      const v1::RawTensor& t = image.tensor();
+      const std::string& d = t.data();
+      if (t.dtype() == v1::RawTensor::UINT8) {
+        if (t.shape_size() != 3 || t.shape(2) != 3) {
+          return absl::InvalidArgumentError(
+              "a UINT8 tensor must have shape [height, width, 3] (HWC RGB)");
+        }
+        if (t.shape(0) < 1 || t.shape(1) < 1 || t.shape(0) > limits.max_side ||
+            t.shape(1) > limits.max_side) {
+          return absl::InvalidArgumentError(absl::StrCat("tensor dimensions ", t.shape(0), "x",
+                                                         t.shape(1), " are out of range 1..",
+                                                         limits.max_side));
+        }
+        return preprocess::PreprocessRawRgb(
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(d.data()), d.size()),
+            static_cast<int>(t.shape(0)), static_cast<int>(t.shape(1)), spec, limits, out);
+      }
+      if (t.dtype() == v1::RawTensor::FLOAT32) {
+        if (d.size() % sizeof(float) != 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("FLOAT32 tensor data has ", d.size(), " bytes, not a multiple of 4"));
+        }
+        std::vector<float> values(d.size() / sizeof(float));
+        std::memcpy(values.data(), d.data(), d.size());
+        std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
+        return preprocess::CheckPreprocessedFloat(values, shape, spec.crop_size, out);
+      }
+      return absl::InvalidArgumentError("tensor dtype must be UINT8 or FLOAT32");
+    }
+    case v1::Image::DATA_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("image has neither encoded bytes nor a tensor");
+}
+
+}  // namespace
+
+ClassifyJob::~ClassifyJob() = default;
+
+void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
+                        std::shared_ptr<std::atomic<bool>> cancelled,
+                        const repository::ModelRepository* models, engine::ThreadPool* pool,
+                        const ClassifyOptions& options, Completion done) {
+  std::shared_ptr<ClassifyJob> job(new ClassifyJob());
+  job->arrival_us_ = SteadyClock::Get()->NowMicros();
+  job->deadline_us_ = deadline_us;
+  job->cancelled_ = std::move(cancelled);
+  job->options_ = options;
+  job->done_ = std::move(done);
+  job->request_.set_request_id(request.request_id());
+
+  // Which model.
+  repository::ServedModel* model = nullptr;
+  switch (request.target_case()) {
+    case v1::ClassifyRequest::kModel: {
+      auto m = models->Find(request.model());
+      if (!m.ok()) return job->Fail(m.status());
+      model = *m;
+      job->reason_ = "requested by name";
+      break;
+    }
+    case v1::ClassifyRequest::kPolicy:
+      return job->Fail(absl::NotFoundError(
+          absl::StrCat("no policy named \"", request.policy(), "\" is configured")));
+    case v1::ClassifyRequest::kInlinePolicy:
+      return job->Fail(absl::UnimplementedError(
+          "inline policies are not available in this server version; name a model"));
+    case v1::ClassifyRequest::TARGET_NOT_SET:
+      model = models->default_model();
+      job->reason_ = "default model";
+      break;
+  }
+  // Validate.
+  if (request.images_size() == 0) {
+    return job->Fail(absl::InvalidArgumentError("request has no images"));
+  }
+  if (request.images_size() > options.max_images_per_request) {
+    return job->Fail(absl::InvalidArgumentError(
+        absl::StrCat("request has ", request.images_size(), " images; at most ",
+                     options.max_images_per_request, " are allowed")));
+  }
+  const int classes = model->spec().num_classes;
+  if (request.top_k() < 0 || request.top_k() > classes) {
+    return job->Fail(absl::InvalidArgumentError(
+        absl::StrCat("top_k ", request.top_k(), " is outside 1..", classes, " (0 means 5)")));
+  }
+  job->top_k_ = request.top_k() == 0 ? std::min(5, classes) : request.top_k();
+  if (request.priority() < 0 || request.priority() >= model->spec().batching.priority_levels) {
+    return job->Fail(absl::InvalidArgumentError(absl::StrCat(
+        "priority ", request.priority(), " is outside 0..",
+        model->spec().batching.priority_levels - 1, " for model ", model->spec().name)));
+  }
+  if (model->state() != repository::ModelState::kReady) {
+    return job->Fail(absl::UnavailableError(absl::StrCat(
+        "model ", model->spec().name, " is ", repository::ModelStateName(model->state()),
+        ", not READY", model->state_reason().empty() ? "" : ": ", model->state_reason())));
+  }
+  if (deadline_us != batching::kNoDeadline && job->arrival_us_ >= deadline_us) {
+    return job->Fail(absl::DeadlineExceededError("deadline passed before the request started"));
+  }
+  job->model_ = model;
+  job->request_ = request;  // kept for the images until preprocessing is done
+  job->num_items_ = request.images_size();
+  job->items_ = std::make_unique<Item[]>(job->num_items_);
+  job->remaining_.store(job->num_items_);
+  for (int i = 0; i < job->num_items_; ++i) {
+    job->items_[i].input.resize(model->input_floats());
+    job->items_[i].output.resize(model->output_floats());
+  }
+  // Decode and preprocess on the engine's arena, never on gRPC's threads; images in parallel.
+  for (int i = 0; i < job->num_items_; ++i) {
+    pool->arena().enqueue([job, i] { job->Preprocess(i); });
+  }
+}
+
+void ClassifyJob::Preprocess(int index) {
+  if (completed_.load(std::memory_order_acquire)) return;  // an earlier image failed
+  Item& item = items_[index];
+  const int64_t t0 = SteadyClock::Get()->NowMicros();
+  absl::Status s =
+      PreprocessImage(request_.images(index), SpecOf(model_->spec()), options_.limits, item.input);
+  item.preprocess_us = SteadyClock::Get()->NowMicros() - t0;
+  if (!s.ok()) {
+    return Fail(request_.images_size() > 1
+                    ? absl::Status(s.code(), absl::StrCat("image ", index, ": ", s.message()))
+                    : s);
+  }
+  auto task = std::make_unique<batching::BatchTask>();
+  task->priority = request_.priority();
+  task->deadline_us = deadline_us_;
+  task->input = item.input;
+  task->output = item.output;
+  task->cancelled = cancelled_;
+  std::shared_ptr<ClassifyJob> self = shared_from_this();
+  task->done = [self, index](const absl::Status& st, const batching::TaskTiming& timing) {
+    self->items_[index].timing = timing;
+    if (!st.ok()) return self->Fail(st);
+    self->ImageDone(index);
+  };
+  if (absl::Status e = model_->batcher()->Enqueue(task); !e.ok()) Fail(e);
+}
+
+void ClassifyJob::Fail(const absl::Status& status) {
+  if (completed_.exchange(true, std::memory_order_acq_rel)) return;
+  v1::ClassifyResponse response;
+  response.set_request_id(request_.request_id());
+  Completion done = std::move(done_);
+  done(status, std::move(response));
+}
+
+void ClassifyJob::ImageDone(int /*index*/) {
+  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) Finish();
+}
+
+void ClassifyJob::Finish() {
+  if (completed_.exchange(true, std::memory_order_acq_rel)) return;
+  const int64_t now = SteadyClock::Get()->NowMicros();
+  const repository::ModelSpec& spec = model_->spec();
+  v1::ClassifyResponse response;
+  response.set_request_id(request_.request_id());
+  v1::ServedBy* by = response.mutable_served_by();
+  by->set_model(spec.name);
+  by->set_variant(spec.info->name);
+  by->set_version(spec.version);
+  by->set_weights(model_->weights());
+  by->set_decision_reason(reason_);
+  v1::Timing* total = response.mutable_timing();
+  std::vector<int> order(spec.num_classes);
+  for (int i = 0; i < num_items_; ++i) {
+    const Item& item = items_[i];
+    // Softmax (max-subtracted) and top-k.
+    const float* logits = item.output.data();
+    const float mx = *std::max_element(logits, logits + spec.num_classes);
+    double sum = 0;
+    for (int c = 0; c < spec.num_classes; ++c) sum += std::exp(double{logits[c]} - mx);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + top_k_, order.end(), [&](int a, int b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    v1::Classification* result = response.add_results();
+    for (int k = 0; k < top_k_; ++k) {
+      v1::ClassScore* cs = result->add_classes();
+      cs->set_index(order[k]);
+      cs->set_label(spec.labels[order[k]]);
+      cs->set_score(static_cast<float>(std::exp(double{logits[order[k]]} - mx) / sum));
+    }
+    v1::Timing* t = result->mutable_timing();
+    t->set_preprocess_us(item.preprocess_us);
+    t->set_queue_us(item.timing.dispatch_us - item.timing.enqueue_us);
+    t->set_compute_us(item.timing.compute_end_us - item.timing.compute_start_us);
+    t->set_total_us(now - arrival_us_);
+    t->set_batch_size(item.timing.batch_size);
+    total->set_preprocess_us(std::max(total->preprocess_us(), t->preprocess_us()));
+    total->set_queue_us(std::max(total->queue_us(), t->queue_us()));
+    total->set_compute_us(std::max(total->compute_us(), t->compute_us()));
+    total->set_batch_size(std::max(total->batch_size(), t->batch_size()));
+  }
+  total->set_total_us(now - arrival_us_);
+  Completion done = std::move(done_);
+  done(absl::OkStatus(), std::move(response));
+}
+
+}  // namespace visionserve::api

@@ -1,0 +1,68 @@
+#pragma once
+
+// One Classify request on its way through the server, independent of how it arrived (unary
+// call or stream message): validate -> pick the model -> preprocess each image as a TBB task
+// -> one batcher task per image -> softmax/top-k -> exactly one completion callback.
+//
+// The images of a request are separate batcher tasks and may run in different batches; the
+// request completes when the last one finishes, or as soon as one fails (the others still run
+// or get dropped, and their results are discarded).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "engine/executor.h"
+#include "server/preprocess/preprocess.h"
+#include "server/repository/repository.h"
+#include "vision_service.pb.h"
+
+namespace visionserve::api {
+
+struct ClassifyOptions {
+  int max_images_per_request = 64;
+  preprocess::Limits limits;
+};
+
+class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
+ public:
+  // Called exactly once; on error `response` holds only the request id.
+  using Completion = std::function<void(const absl::Status&, v1::ClassifyResponse response)>;
+
+  // `deadline_us` is on batching::SteadyClock (kNoDeadline for none); `cancelled` is shared
+  // with the caller, who sets it when the client goes away and then calls Cancel().
+  static void Start(const v1::ClassifyRequest& request, int64_t deadline_us,
+                    std::shared_ptr<std::atomic<bool>> cancelled,
+                    const repository::ModelRepository* models, engine::ThreadPool* pool,
+                    const ClassifyOptions& options, Completion done);
+
+  // Per-image state, public for the .cc's helpers.
+  struct Item;
+  ~ClassifyJob();
+
+ private:
+  ClassifyJob() = default;
+  void Preprocess(int index);
+  void Fail(const absl::Status& status);
+  void ImageDone(int index);
+  void Finish();
+
+  v1::ClassifyRequest request_;
+  int64_t arrival_us_ = 0;
+  int64_t deadline_us_ = 0;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+  repository::ServedModel* model_ = nullptr;
+  std::string reason_;
+  int top_k_ = 5;
+  ClassifyOptions options_;
+  std::unique_ptr<Item[]> items_;
+  int num_items_ = 0;
+  std::atomic<int> remaining_{0};
+  std::atomic<bool> completed_{false};
+  Completion done_;
+};
+
+}  // namespace visionserve::api

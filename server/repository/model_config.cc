@@ -1,0 +1,221 @@
+#include "server/repository/model_config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "models/labels.h"
+
+namespace visionserve::repository {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kMaxConfigBytes = 1 << 20;
+
+absl::StatusOr<std::string> ReadSmallFile(const fs::path& path, int64_t limit) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec)
+    return absl::NotFoundError(absl::StrCat("cannot read ", path.string(), ": ", ec.message()));
+  if (static_cast<int64_t>(size) > limit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), " is ", size, " bytes, more than the limit of ", limit));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in.good() && !in.eof())
+    return absl::NotFoundError(absl::StrCat("cannot read ", path.string()));
+  return ss.str();
+}
+
+// Collects parser errors with line and column.
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (first_.empty())
+      first_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string first_;
+};
+
+}  // namespace
+
+std::vector<v1::ModelConfig> DefaultConfigs() {
+  std::vector<v1::ModelConfig> out;
+  for (const char* variant : {"regnet_y_400mf", "efficientnet_b0", "convnext_tiny"}) {
+    v1::ModelConfig c;
+    c.set_name(variant);
+    c.set_variant(variant);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
+                                                 const std::string& origin) {
+  v1::ModelConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot parse model config ", origin, ": ", errors.first()));
+  }
+  return config;
+}
+
+absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("model repository ", dir, " is not a folder"));
+  }
+  std::vector<std::pair<fs::path, std::string>> files;  // path, default name
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".pbtxt") {
+      files.emplace_back(entry.path(), entry.path().stem().string());
+    } else if (entry.is_directory() && fs::is_regular_file(entry.path() / "config.pbtxt")) {
+      files.emplace_back(entry.path() / "config.pbtxt", entry.path().filename().string());
+    }
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
+  if (files.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("model repository ", dir, " has no *.pbtxt or */config.pbtxt model configs"));
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<v1::ModelConfig> out;
+  std::set<std::string> names;
+  for (const auto& [path, default_name] : files) {
+    auto text = ReadSmallFile(path, kMaxConfigBytes);
+    if (!text.ok()) return text.status();
+    auto config = ParseModelConfig(*text, path.string());
+    if (!config.ok()) return config.status();
+    if (config->name().empty()) config->set_name(default_name);
+    if (!names.insert(config->name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model name \"", config->name(), "\" is used twice (", path.string(), ")"));
+    }
+    out.push_back(std::move(*config));
+  }
+  return out;
+}
+
+absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
+  const std::string who = absl::StrCat("model \"", c.name(), "\": ");
+  if (c.name().empty()) return absl::InvalidArgumentError("model config without a name");
+  for (char ch : c.name()) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, "names may use letters, digits, '_', '-' and '.'"));
+    }
+  }
+  if (c.variant().empty()) return absl::InvalidArgumentError(absl::StrCat(who, "no variant"));
+  auto info = models::FindModel(c.variant());
+  if (!info.ok()) return absl::NotFoundError(absl::StrCat(who, info.status().message()));
+  ModelSpec s;
+  s.name = c.name();
+  s.info = *info;
+  s.version = c.version() > 0 ? c.version() : 1;
+  s.seed = c.seed();
+  s.input_size = c.input_size() > 0 ? c.input_size() : s.info->input_size;
+  if (s.input_size < 32 || s.input_size > 2048) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "input_size ", s.input_size, " is outside 32..2048"));
+  }
+  s.num_classes = c.num_classes() > 0 ? c.num_classes() : s.info->num_classes;
+  if (s.num_classes > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "num_classes above 100000"));
+  }
+
+  // Labels.
+  if (!c.labels_file().empty()) {
+    auto text = ReadSmallFile(c.labels_file(), 16 << 20);
+    if (!text.ok())
+      return absl::Status(text.status().code(), absl::StrCat(who, text.status().message()));
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      s.labels.push_back(line);
+    }
+    if (static_cast<int>(s.labels.size()) != s.num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(who, "labels file ", c.labels_file(), " has ",
+                                                     s.labels.size(), " lines for ", s.num_classes,
+                                                     " classes"));
+    }
+    s.labels_source = c.labels_file();
+  } else if (s.num_classes == 1000) {
+    for (auto l : models::kImageNet1kLabels) s.labels.emplace_back(l);
+    s.labels_source = "imagenet-1k (built in)";
+  } else {
+    for (int i = 0; i < s.num_classes; ++i) s.labels.push_back(absl::StrCat("class_", i));
+    s.labels_source = "class_<index>";
+  }
+
+  // Preprocessing: the catalog's, scaled with a custom input size, overridable.
+  const auto& p = c.preprocessing();
+  s.resize_size = p.resize_size() > 0 ? p.resize_size()
+                                      : static_cast<int>(static_cast<int64_t>(s.info->resize_size) *
+                                                         s.input_size / s.info->input_size);
+  if (p.crop_size() != 0 && p.crop_size() != s.input_size) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.crop_size ", p.crop_size(),
+                                                   " must equal the input size ", s.input_size));
+  }
+  if (s.resize_size < s.input_size || s.resize_size > 8192) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.resize_size ", s.resize_size,
+                                                   " must be within ", s.input_size, "..8192"));
+  }
+  const std::string interp = p.interpolation().empty() ? s.info->interpolation : p.interpolation();
+  if (interp != "bilinear" && interp != "bicubic") {
+    return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.interpolation \"", interp,
+                                                   "\": use \"bilinear\" or \"bicubic\""));
+  }
+  s.bicubic = interp == "bicubic";
+  s.mean = s.info->mean;
+  s.stddev = s.info->std;
+  if (p.mean_size() != 0 || p.std_size() != 0) {
+    if (p.mean_size() != 3 || p.std_size() != 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, "preprocessing.mean and .std need 3 values each"));
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (!(p.std(i) > 0)) {
+        return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.std must be > 0"));
+      }
+      s.mean[i] = p.mean(i);
+      s.stddev[i] = p.std(i);
+    }
+  }
+
+  // Batching.
+  const auto& b = c.batching();
+  batching::BatchingOptions& o = s.batching;
+  if (b.max_batch_size() > 0) o.max_batch_size = b.max_batch_size();
+  if (b.max_queue_delay_us() > 0) o.max_queue_delay_us = b.max_queue_delay_us();
+  o.preferred_batch_sizes.assign(b.preferred_batch_sizes().begin(),
+                                 b.preferred_batch_sizes().end());
+  if (b.max_queue_size() > 0) o.max_queue_size = b.max_queue_size();
+  if (b.default_queue_timeout_us() > 0) o.default_queue_timeout_us = b.default_queue_timeout_us();
+  if (b.instances() > 0) o.instances = b.instances();
+  if (b.priority_levels() > 0) o.priority_levels = b.priority_levels();
+  if (o.max_batch_size > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "batching.max_batch_size ", o.max_batch_size, " is above 256"));
+  }
+  if (absl::Status st = o.Validate(); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "batching: ", st.message()));
+  }
+  return s;
+}
+
+}  // namespace visionserve::repository

@@ -1,0 +1,47 @@
+#pragma once
+
+// The set of models a server serves, loaded in the background (one at a time: loading is
+// CPU-bound and the machine's cores are shared with serving) in configuration order.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/executor.h"
+#include "server/repository/served_model.h"
+
+namespace visionserve::repository {
+
+class ModelRepository {
+ public:
+  // Resolves every config (any error fails creation, naming the model). The first model is
+  // the default unless `default_model` names another.
+  static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(
+      const std::vector<v1::ModelConfig>& configs, const std::string& default_model);
+  ~ModelRepository();
+
+  // Starts loading every model on `pool`; `on_change` runs after each model's load ends
+  // (READY or FAILED), from the loader thread.
+  void StartLoading(std::shared_ptr<engine::ThreadPool> pool, std::function<void()> on_change);
+  // Blocks until the loader thread has finished with every model.
+  void WaitLoaded();
+
+  // NOT_FOUND naming the known models.
+  absl::StatusOr<ServedModel*> Find(const std::string& name) const;
+  ServedModel* default_model() const { return models_[default_index_].get(); }
+  const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
+  bool AllReady() const;
+  // Stops every batcher (draining queued work when `drain`).
+  void UnloadAll(bool drain);
+
+ private:
+  ModelRepository() = default;
+  std::vector<std::unique_ptr<ServedModel>> models_;
+  size_t default_index_ = 0;
+  std::thread loader_;
+};
+
+}  // namespace visionserve::repository

@@ -1,0 +1,135 @@
+#include "server/repository/served_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "models/zoo.h"
+
+namespace visionserve::repository {
+
+const char* ModelStateName(ModelState s) {
+  switch (s) {
+    case ModelState::kLoading:
+      return "LOADING";
+    case ModelState::kWarming:
+      return "WARMING";
+    case ModelState::kReady:
+      return "READY";
+    case ModelState::kUnloading:
+      return "UNLOADING";
+    case ModelState::kFailed:
+      return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+ServedModel::ServedModel(ModelSpec spec)
+    : spec_(std::move(spec)),
+      weights_(absl::StrCat("synthetic (seed ", spec_.seed, ")")),
+      profile_(spec_.batching.max_batch_size) {}
+
+ServedModel::~ServedModel() {
+  if (batcher_) batcher_->Stop(/*drain=*/false);
+}
+
+std::string ServedModel::state_reason() const {
+  absl::MutexLock lock(&mu_);
+  return reason_;
+}
+
+void ServedModel::SetState(ModelState s, std::string reason) {
+  {
+    absl::MutexLock lock(&mu_);
+    reason_ = std::move(reason);
+  }
+  state_.store(s, std::memory_order_release);
+}
+
+absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto fail = [&](const absl::Status& s) {
+    SetState(ModelState::kFailed, std::string(s.message()));
+    return s;
+  };
+  models::BuildOptions build;
+  build.num_classes = spec_.num_classes;
+  build.input_size = spec_.input_size;
+  build.seed = spec_.seed;
+  auto graph = models::BuildModel(spec_.info->name, build);
+  if (!graph.ok()) return fail(graph.status());
+  engine::CompileOptions copts;
+  copts.pool = std::move(pool);
+  copts.max_batch_size = spec_.batching.max_batch_size;
+  // Plans (and pre-touched arenas) for the sizes warm-up runs; larger batches run as chunks.
+  copts.batch_sizes.clear();
+  for (int b = 1; b <= std::min<int64_t>(spec_.batching.max_batch_size, copts.max_chunk); b *= 2) {
+    copts.batch_sizes.push_back(b);
+  }
+  auto compiled = engine::CompiledModel::Create(std::move(*graph), copts);
+  if (!compiled.ok()) return fail(compiled.status());
+  compiled_ = std::move(*compiled);
+
+  SetState(ModelState::kWarming);
+  if (absl::Status s = Warm(); !s.ok()) return fail(s);
+
+  batching::DynamicBatcher::Options bopts;
+  bopts.batching = spec_.batching;
+  bopts.input_floats = input_floats();
+  bopts.output_floats = output_floats();
+  const engine::CompiledModel* model = compiled_.get();
+  bopts.run = [model](int batch, std::span<const float> in, std::span<float> out) {
+    return model->Run(batch, in, out);
+  };
+  bopts.latency = &profile_;
+  bopts.on_batch = [this](int batch, int64_t us) { profile_.Record(batch, us); };
+  auto batcher = batching::DynamicBatcher::Create(std::move(bopts));
+  if (!batcher.ok()) return fail(batcher.status());
+  batcher_ = std::move(*batcher);
+  load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  SetState(ModelState::kReady);
+  return absl::OkStatus();
+}
+
+// Measures powers of two up to min(max_batch_size, 8) (and max_batch_size itself when it is
+// small enough), the median of a few runs each; the profile interpolates the rest and online
+// samples refine it.
+absl::Status ServedModel::Warm() {
+  std::vector<int> sizes;
+  const int max_b = spec_.batching.max_batch_size;
+  for (int b = 1; b <= std::min(max_b, 8); b *= 2) sizes.push_back(b);
+  if (max_b > sizes.back() && max_b <= 16) sizes.push_back(max_b);
+  const int64_t in_n = input_floats(), out_n = output_floats();
+  std::vector<float> in(static_cast<size_t>(sizes.back() * in_n)), out(sizes.back() * out_n);
+  // A deterministic non-trivial input (normalised images are roughly within [-2, 2]).
+  for (size_t i = 0; i < in.size(); ++i)
+    in[i] = static_cast<float>((i * 2654435761u) % 4001) / 1000 - 2;
+  for (int b : sizes) {
+    std::vector<int64_t> us;
+    const int reps = b <= 2 ? 3 : 2;
+    for (int r = 0; r < reps + 1; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (absl::Status s = compiled_->Run(b, std::span<const float>(in.data(), b * in_n),
+                                          std::span<float>(out.data(), b * out_n));
+          !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("warm-up at batch ", b, ": ", s.message()));
+      }
+      const int64_t t = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - t0)
+                            .count();
+      if (r > 0) us.push_back(t);  // the first run of a size warms caches
+    }
+    std::sort(us.begin(), us.end());
+    profile_.Record(b, us[us.size() / 2]);
+  }
+  return absl::OkStatus();
+}
+
+void ServedModel::Unload(bool drain) {
+  if (state() != ModelState::kReady) return;
+  SetState(ModelState::kUnloading);
+  if (batcher_) batcher_->Stop(drain);
+}
+
+}  // namespace visionserve::repository

@@ -1,0 +1,64 @@
+#pragma once
+
+// One configured model through its lifecycle: LOADING (build + compile) -> WARMING (run each
+// planned batch size, record the latency profile) -> READY (batcher accepting work) ->
+// UNLOADING (draining) ; FAILED with a reason at any step. State is read lock-free by health
+// checks and request handlers.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/executor.h"
+#include "server/batching/dynamic_batcher.h"
+#include "server/policy/latency_profile.h"
+#include "server/repository/model_config.h"
+
+namespace visionserve::repository {
+
+enum class ModelState { kLoading, kWarming, kReady, kUnloading, kFailed };
+const char* ModelStateName(ModelState s);
+
+class ServedModel {
+ public:
+  explicit ServedModel(ModelSpec spec);
+  ~ServedModel();
+
+  // Builds, compiles and warms the model on `pool`, then starts its batcher. Sets FAILED with
+  // the reason on error. Call once, from a loader thread.
+  absl::Status Load(std::shared_ptr<engine::ThreadPool> pool);
+  // UNLOADING: stops the batcher, draining queued work first when `drain`.
+  void Unload(bool drain);
+
+  ModelState state() const { return state_.load(std::memory_order_acquire); }
+  std::string state_reason() const;
+  const ModelSpec& spec() const { return spec_; }
+  // Weights provenance, e.g. "synthetic (seed 0)".
+  const std::string& weights() const { return weights_; }
+  int64_t input_floats() const { return int64_t{spec_.input_size} * spec_.input_size * 3; }
+  int64_t output_floats() const { return spec_.num_classes; }
+  // Valid once READY (and until destruction).
+  batching::DynamicBatcher* batcher() const { return batcher_.get(); }
+  const policy::LatencyProfile& profile() const { return profile_; }
+  double load_seconds() const { return load_seconds_; }
+
+ private:
+  void SetState(ModelState s, std::string reason = "");
+  absl::Status Warm();
+
+  const ModelSpec spec_;
+  std::string weights_;
+  std::atomic<ModelState> state_{ModelState::kLoading};
+  mutable absl::Mutex mu_;
+  std::string reason_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<engine::CompiledModel> compiled_;
+  policy::LatencyProfile profile_;
+  std::unique_ptr<batching::DynamicBatcher> batcher_;
+  double load_seconds_ = 0;
+};
+
+}  // namespace visionserve::repository

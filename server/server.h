@@ -1,0 +1,59 @@
+#pragma once
+
+// The visionserve daemon as a library: gRPC server (VisionService, grpc.health.v1, reflection),
+// model repository, shared engine pool. main.cc only parses flags and handles signals; tests
+// start it in-process or as the real binary.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/executor.h"
+#include "grpcpp/server.h"
+#include "server/api/vision_service.h"
+#include "server/repository/repository.h"
+
+namespace visionserve {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:8500";  // HOST:PORT; port 0 picks a free one
+  int threads = 0;                        // engine + preprocessing; 0: the CPU allowance
+  std::string repository;                 // model repository folder; empty: embedded default
+  std::string default_model;              // empty: the first configured model
+  int64_t max_message_bytes = 64 << 20;   // larger requests: RESOURCE_EXHAUSTED
+  absl::Duration drain_timeout = absl::Seconds(30);
+  api::ClassifyOptions classify;
+};
+
+class Server {
+ public:
+  // Reads the configuration, binds the port and starts loading models in the background.
+  // Health reports NOT_SERVING until every model is READY.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options);
+  ~Server();
+
+  int port() const { return port_; }
+  const repository::ModelRepository& models() const { return *models_; }
+  // Blocks until every model has finished loading (READY or FAILED).
+  void WaitLoaded() { models_->WaitLoaded(); }
+  // Graceful stop: health NOT_SERVING, new requests UNAVAILABLE, accepted ones complete
+  // within the drain timeout (then are cancelled), models unloaded. Returns true when
+  // everything in flight finished in time.
+  bool Drain();
+
+ private:
+  Server() = default;
+  void UpdateHealth();
+
+  ServerOptions options_;
+  std::shared_ptr<engine::ThreadPool> pool_;
+  std::unique_ptr<repository::ModelRepository> models_;
+  std::unique_ptr<api::VisionServiceImpl> service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  int port_ = 0;
+  bool drained_ = false;
+};
+
+}  // namespace visionserve
