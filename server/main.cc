@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   flags.String("repository", &o.repository,
                "model repository folder: one <name>.pbtxt (or <name>/config.pbtxt) per model");
   flags.String("default-model", &o.default_model, "model for requests that name none");
+  flags.String("default-policy", &o.default_policy,
+               "policy for requests that name no model or policy (realtime, balanced, best, or "
+               "one from the repository's policies.pbtxt); empty: the default model");
   flags.Int("threads", &threads, "engine and preprocessing threads (0: the CPU allowance)");
   flags.Int("max-message-bytes", &max_message_bytes, "largest request accepted");
   flags.Int("drain-timeout-s", &drain_s, "seconds in-flight requests get to finish on SIGTERM");

@@ -21,7 +21,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
     if (!read.ok()) return read.status();
     configs = std::move(*read);
   }
-  auto models = repository::ModelRepository::Create(configs, options.default_model);
+  auto policies = repository::ReadPolicies(options.repository);
+  if (!policies.ok()) return policies.status();
+  if (!options.default_policy.empty()) {
+    if (!policies->Find(options.default_policy)) {
+      return absl::NotFoundError(
+          absl::StrCat("default policy \"", options.default_policy, "\" is not defined"));
+    }
+    policies->default_policy = options.default_policy;
+  }
+  auto models =
+      repository::ModelRepository::Create(configs, options.default_model, std::move(*policies));
   if (!models.ok()) return models.status();
   s->models_ = std::move(*models);
   s->pool_ = std::make_shared<engine::ThreadPool>(options.threads);

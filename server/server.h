@@ -22,6 +22,8 @@ struct ServerOptions {
   int threads = 0;                        // engine + preprocessing; 0: the CPU allowance
   std::string repository;                 // model repository folder; empty: embedded default
   std::string default_model;              // empty: the first configured model
+  std::string default_policy;             // requests naming no model/policy use it; empty:
+                                          // policies.pbtxt's default, else the default model
   int64_t max_message_bytes = 64 << 20;   // larger requests: RESOURCE_EXHAUSTED
   absl::Duration drain_timeout = absl::Seconds(30);
   api::ClassifyOptions classify;

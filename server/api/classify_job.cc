@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/batching/clock.h"
+#include "server/policy/router.h"
 
 namespace visionserve::api {
 
@@ -93,8 +94,11 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
   job->done_ = std::move(done);
   job->request_.set_request_id(request.request_id());
 
-  // Which model.
+  // Which model: by name, by policy, or the server's default (a default policy or model).
   repository::ServedModel* model = nullptr;
+  const repository::PolicyTable& policies = models->policies();
+  const policy::Policy* chosen_policy = nullptr;
+  policy::Policy inline_policy;
   switch (request.target_case()) {
     case v1::ClassifyRequest::kModel: {
       auto m = models->Find(request.model());
@@ -104,15 +108,69 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
       break;
     }
     case v1::ClassifyRequest::kPolicy:
-      return job->Fail(absl::NotFoundError(
-          absl::StrCat("no policy named \"", request.policy(), "\" is configured")));
-    case v1::ClassifyRequest::kInlinePolicy:
-      return job->Fail(absl::UnimplementedError(
-          "inline policies are not available in this server version; name a model"));
-    case v1::ClassifyRequest::TARGET_NOT_SET:
-      model = models->default_model();
-      job->reason_ = "default model";
+      chosen_policy = policies.Find(request.policy());
+      if (!chosen_policy) {
+        std::string names;
+        for (const auto& p : policies.policies)
+          absl::StrAppend(&names, names.empty() ? "" : ", ", p.name);
+        return job->Fail(absl::NotFoundError(
+            absl::StrCat("no policy named \"", request.policy(), "\"; configured: ", names)));
+      }
       break;
+    case v1::ClassifyRequest::kInlinePolicy: {
+      const v1::InlinePolicy& ip = request.inline_policy();
+      v1::PolicyConfig pc;
+      pc.set_name("inline");
+      pc.set_latency_budget_ms(ip.latency_budget_ms());
+      pc.set_min_top1(ip.min_top1());
+      pc.set_objective(static_cast<v1::PolicyConfig::Objective>(ip.objective()));
+      pc.set_on_miss(static_cast<v1::PolicyConfig::OnMiss>(ip.on_miss()));
+      *pc.mutable_families() = ip.families();
+      auto p = repository::ToPolicy(pc);
+      if (!p.ok()) return job->Fail(p.status());
+      inline_policy = std::move(*p);
+      chosen_policy = &inline_policy;
+      break;
+    }
+    case v1::ClassifyRequest::TARGET_NOT_SET:
+      if (!policies.default_policy.empty()) {
+        chosen_policy = policies.Find(policies.default_policy);
+      } else {
+        model = models->default_model();
+        job->reason_ = "default model";
+      }
+      break;
+  }
+  if (chosen_policy) {
+    std::vector<policy::Candidate> candidates;
+    std::vector<repository::ServedModel*> served;
+    for (const auto& m : models->models()) {
+      if (m->state() != repository::ModelState::kReady) continue;
+      policy::Candidate c;
+      c.name = m->spec().name;
+      c.family = m->spec().info->family;
+      c.top1 = m->spec().info->top1;
+      c.latency = &m->profile();
+      c.max_batch_size = m->spec().batching.max_batch_size;
+      c.instances = m->spec().batching.instances;
+      c.queue_depth = m->batcher()->queue_depth();
+      c.in_flight = m->batcher()->in_flight();
+      candidates.push_back(std::move(c));
+      served.push_back(m.get());
+    }
+    if (candidates.empty()) return job->Fail(absl::UnavailableError("no model is READY"));
+    auto decision = policy::Choose(*chosen_policy, candidates, job->arrival_us_, deadline_us);
+    if (!decision.ok()) return job->Fail(decision.status());
+    model = served[decision->index];
+    job->reason_ = decision->reason;
+    // A policy that rejects misses puts its budget on the tasks: the batcher drops what can no
+    // longer make it. One that serves the fastest anyway keeps only the call's deadline.
+    if (chosen_policy->on_miss == policy::OnMiss::kReject && chosen_policy->latency_budget_ms > 0) {
+      deadline_us =
+          std::min(deadline_us, job->arrival_us_ +
+                                    static_cast<int64_t>(chosen_policy->latency_budget_ms * 1000));
+      job->deadline_us_ = deadline_us;
+    }
   }
   // Validate.
   if (request.images_size() == 0) {

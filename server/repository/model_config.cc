@@ -82,7 +82,8 @@ absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& d
   }
   std::vector<std::pair<fs::path, std::string>> files;  // path, default name
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".pbtxt") {
+    if (entry.is_regular_file() && entry.path().extension() == ".pbtxt" &&
+        entry.path().filename() != "policies.pbtxt") {
       files.emplace_back(entry.path(), entry.path().stem().string());
     } else if (entry.is_directory() && fs::is_regular_file(entry.path() / "config.pbtxt")) {
       files.emplace_back(entry.path() / "config.pbtxt", entry.path().filename().string());
@@ -216,6 +217,74 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(who, "batching: ", st.message()));
   }
   return s;
+}
+
+const policy::Policy* PolicyTable::Find(const std::string& name) const {
+  for (const auto& p : policies) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<policy::Policy> ToPolicy(const v1::PolicyConfig& c) {
+  policy::Policy p;
+  p.name = c.name();
+  if (p.name.empty()) return absl::InvalidArgumentError("policy without a name");
+  if (!(c.latency_budget_ms() >= 0) || c.latency_budget_ms() > 3.6e6) {
+    return absl::InvalidArgumentError(absl::StrCat("policy ", p.name, ": latency_budget_ms ",
+                                                   c.latency_budget_ms(), " is out of range"));
+  }
+  if (!(c.min_top1() >= 0 && c.min_top1() <= 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy ", p.name, ": min_top1 ", c.min_top1(), " is outside 0..100"));
+  }
+  p.latency_budget_ms = c.latency_budget_ms();
+  p.min_top1 = c.min_top1();
+  p.objective = c.objective() == v1::PolicyConfig::FASTEST ? policy::Objective::kFastest
+                                                           : policy::Objective::kMostAccurate;
+  p.on_miss = c.on_miss() == v1::PolicyConfig::SERVE_FASTEST ? policy::OnMiss::kServeFastest
+                                                             : policy::OnMiss::kReject;
+  p.families.assign(c.families().begin(), c.families().end());
+  return p;
+}
+
+absl::StatusOr<PolicyTable> ReadPolicies(const std::string& dir) {
+  PolicyTable table;
+  table.policies = policy::BuiltinPolicies();
+  if (dir.empty()) return table;
+  const fs::path path = fs::path(dir) / "policies.pbtxt";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return table;
+  auto text = ReadSmallFile(path, kMaxConfigBytes);
+  if (!text.ok()) return text.status();
+  v1::PolicySet set;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(*text, &set)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot parse ", path.string(), ": ", errors.first()));
+  }
+  for (const auto& c : set.policy()) {
+    auto p = ToPolicy(c);
+    if (!p.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path.string(), ": ", p.status().message()));
+    }
+    bool replaced = false;
+    for (auto& existing : table.policies) {
+      if (existing.name == p->name) {
+        existing = *p;
+        replaced = true;
+      }
+    }
+    if (!replaced) table.policies.push_back(*p);
+  }
+  table.default_policy = set.default_policy();
+  if (!table.default_policy.empty() && !table.Find(table.default_policy)) {
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": default_policy \"",
+                                                   table.default_policy, "\" is not defined"));
+  }
+  return table;
 }
 
 }  // namespace visionserve::repository

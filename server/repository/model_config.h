@@ -13,6 +13,7 @@
 #include "model_config.pb.h"
 #include "models/catalog.h"
 #include "server/batching/batch_queue.h"
+#include "server/policy/router.h"
 
 namespace visionserve::repository {
 
@@ -37,7 +38,8 @@ struct ModelSpec {
 // weights; the first is the default model.
 std::vector<v1::ModelConfig> DefaultConfigs();
 
-// Reads every `*.pbtxt` file in `dir` and every `*/config.pbtxt` one level down. A model's
+// Reads every `*.pbtxt` file in `dir` (but policies.pbtxt) and every `*/config.pbtxt` one
+// level down. A model's
 // name defaults to its file (or folder) name. Errors name the file and the parse error;
 // duplicate names are INVALID_ARGUMENT; an empty folder is NOT_FOUND.
 absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& dir);
@@ -49,5 +51,15 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
 // Resolves a config: looks up the variant, fills defaults, validates ranges, loads labels.
 // Errors are INVALID_ARGUMENT / NOT_FOUND naming the model and the field.
 absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& config);
+
+// Routing policies: the built-in ones plus `<dir>/policies.pbtxt` when present.
+struct PolicyTable {
+  std::vector<policy::Policy> policies;
+  std::string default_policy;  // empty: requests without a target go to the default model
+  const policy::Policy* Find(const std::string& name) const;
+};
+// `dir` empty or without policies.pbtxt: BuiltinPolicies(). Errors name the file and field.
+absl::StatusOr<PolicyTable> ReadPolicies(const std::string& dir);
+absl::StatusOr<policy::Policy> ToPolicy(const v1::PolicyConfig& config);
 
 }  // namespace visionserve::repository

@@ -6,9 +6,11 @@
 namespace visionserve::repository {
 
 absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
-    const std::vector<v1::ModelConfig>& configs, const std::string& default_model) {
+    const std::vector<v1::ModelConfig>& configs, const std::string& default_model,
+    PolicyTable policies) {
   if (configs.empty()) return absl::InvalidArgumentError("no models configured");
   std::unique_ptr<ModelRepository> r(new ModelRepository());
+  r->policies_ = std::move(policies);
   for (const auto& c : configs) {
     auto spec = Resolve(c);
     if (!spec.ok()) return spec.status();

@@ -20,7 +20,8 @@ class ModelRepository {
   // Resolves every config (any error fails creation, naming the model). The first model is
   // the default unless `default_model` names another.
   static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(
-      const std::vector<v1::ModelConfig>& configs, const std::string& default_model);
+      const std::vector<v1::ModelConfig>& configs, const std::string& default_model,
+      PolicyTable policies = {policy::BuiltinPolicies(), ""});
   ~ModelRepository();
 
   // Starts loading every model on `pool`; `on_change` runs after each model's load ends
@@ -34,6 +35,7 @@ class ModelRepository {
   ServedModel* default_model() const { return models_[default_index_].get(); }
   const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
   bool AllReady() const;
+  const PolicyTable& policies() const { return policies_; }
   // Stops every batcher (draining queued work when `drain`).
   void UnloadAll(bool drain);
 
@@ -41,6 +43,7 @@ class ModelRepository {
   ModelRepository() = default;
   std::vector<std::unique_ptr<ServedModel>> models_;
   size_t default_index_ = 0;
+  PolicyTable policies_;
   std::thread loader_;
 };
 

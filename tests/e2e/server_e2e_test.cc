@@ -430,6 +430,43 @@ TEST_F(ServerE2ETest, ConcurrentClientsAllGetAnswersAndRequestsGetBatched) {
   EXPECT_GT(batched.load(), 0);
 }
 
+// Assertions hold under any CPU load (other tests may run beside this one): they rely on the
+// models' large latency and accuracy gaps, not on exact timings.
+TEST_F(ServerE2ETest, PoliciesChooseTheVariantAndSayWhy) {
+  const std::string img = Jpeg(320, 240);
+  v1::ClassifyResponse resp;
+  v1::ClassifyRequest req = Encoded(img);
+  for (const std::string name : {"realtime", "balanced", "best"}) {
+    req.set_policy(name);
+    grpc::Status s = Classify(req, &resp);
+    const std::string& why = s.ok() ? resp.served_by().decision_reason() : s.error_message();
+    EXPECT_NE(why.find("policy " + name), std::string::npos) << why;
+  }
+  v1::InlinePolicy* ip = req.mutable_inline_policy();
+  ip->set_latency_budget_ms(10000);  // everything fits: the most accurate
+  ASSERT_TRUE(Classify(req, &resp).ok());
+  EXPECT_EQ(resp.served_by().model(), "convnext_tiny");
+  EXPECT_NE(resp.served_by().decision_reason().find("most accurate"), std::string::npos);
+  ip->set_min_top1(77);  // the fastest above 77 %: efficientnet_b0 (~7 ms vs ~40 ms)
+  ip->set_objective(v1::InlinePolicy::FASTEST);
+  ASSERT_TRUE(Classify(req, &resp).ok());
+  EXPECT_EQ(resp.served_by().model(), "efficientnet_b0");
+  ip->add_families("convnext");
+  ASSERT_TRUE(Classify(req, &resp).ok());
+  EXPECT_EQ(resp.served_by().model(), "convnext_tiny");
+  ip->clear_families();
+  ip->set_min_top1(99);
+  ExpectError(req, grpc::StatusCode::INVALID_ARGUMENT, "top-1 >= 99");
+  ip->set_min_top1(0);
+  ip->set_latency_budget_ms(0.5);  // nothing answers in 0.5 ms
+  ip->set_on_miss(v1::InlinePolicy::REJECT);
+  ExpectError(req, grpc::StatusCode::DEADLINE_EXCEEDED, "no model predicted within");
+  ip->set_on_miss(v1::InlinePolicy::SERVE_FASTEST);
+  ASSERT_TRUE(Classify(req, &resp).ok());
+  EXPECT_NE(resp.served_by().model(), "convnext_tiny");
+  EXPECT_NE(resp.served_by().decision_reason().find("serving the fastest"), std::string::npos);
+}
+
 TEST_F(ServerE2ETest, DeadlinesThatCannotBeMetAreAnsweredDeadlineExceeded) {
   // ConvNeXt-T takes ~40 ms per image here; 10 ms cannot be met.
   v1::ClassifyResponse resp;
@@ -550,6 +587,8 @@ TEST(ServerLifecycleE2ETest, ServesAModelRepositoryAndRejectsABadOne) {
                                         "version: 3\n"
                                         "batching { max_batch_size: 4 max_queue_delay_us: 500 }\n";
   std::ofstream(dir / "big" / "config.pbtxt") << "variant: \"regnet_y_400mf\" seed: 7\n";
+  std::ofstream(dir / "policies.pbtxt") << "policy { name: \"tiny\" objective: FASTEST }\n"
+                                           "default_policy: \"tiny\"\n";
   {
     ServerProcess server(VISIONSERVE_BINARY,
                          {"--repository", dir.string(), "--default-model", "small"});
@@ -574,6 +613,8 @@ TEST(ServerLifecycleE2ETest, ServesAModelRepositoryAndRejectsABadOne) {
     EXPECT_EQ(resp.served_by().model(), "small");
     EXPECT_EQ(resp.served_by().variant(), "mobilenet_v3_small");
     EXPECT_EQ(resp.served_by().version(), 3);
+    EXPECT_NE(resp.served_by().decision_reason().find("policy tiny"), std::string::npos)
+        << resp.served_by().decision_reason();
     EXPECT_EQ(server.Stop(SIGINT, std::chrono::seconds(30)), 0);
   }
   std::ofstream(dir / "broken.pbtxt") << "variant: \"regnet_y_400mf\" bogus_field: 1\n";

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -193,6 +194,71 @@ TEST_F(BatchQueueTest, FlushSendsWhatIsQueuedAndTakeAllAnswersTheRest) {
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_EQ(rest[0].status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(q.size(), 0);
+}
+
+// Random arrivals, cancellations and deadlines through the queue with a simulated engine
+// (one instance, service time from the latency model) on made-up time: every task ends exactly
+// once, and none runs when it could no longer finish by its deadline.
+TEST(BatchQueuePropertyTest, EveryTaskEndsOnceAndNeverRunsPastItsDeadline) {
+  LinearLatency latency;
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    std::mt19937 rng(seed);
+    BatchingOptions o;
+    o.max_batch_size = 1 + rng() % 8;
+    o.max_queue_delay_us = rng() % 5000;
+    o.max_queue_size = 64;
+    o.priority_levels = 3;
+    if (rng() % 2) o.preferred_batch_sizes = {std::min(2, o.max_batch_size), o.max_batch_size};
+    BatchQueue q(o, &latency);
+    struct Info {
+      int ends = 0;
+      int64_t deadline = kNoDeadline;
+      std::shared_ptr<std::atomic<bool>> cancelled;
+    };
+    std::vector<Info> info(400);
+    int64_t now = 0, busy_until = 0;
+    std::vector<std::unique_ptr<BatchTask>> running;  // the batch on the one instance
+    int next = 0, rejected = 0;
+    while (next < 400 || q.size() > 0 || !running.empty()) {
+      if (!running.empty() && now >= busy_until) {  // the running batch completes
+        for (auto& t : running) t->done(absl::OkStatus(), {});
+        running.clear();
+      }
+      if (next < 400 && rng() % 3 == 0) {  // an arrival
+        const int id = next++;
+        auto t = std::make_unique<BatchTask>();
+        t->priority = rng() % 3;
+        t->deadline_us = rng() % 4 ? now + 500 + rng() % 30000 : kNoDeadline;
+        info[id].deadline = t->deadline_us;
+        info[id].cancelled = std::make_shared<std::atomic<bool>>(false);
+        t->cancelled = info[id].cancelled;
+        t->done = [id, &info](const absl::Status&, const TaskTiming&) { ++info[id].ends; };
+        if (!q.Push(t, now).ok()) {
+          ++rejected;
+          ++info[id].ends;  // answered UNAVAILABLE by the caller, who kept the task
+        }
+      }
+      if (next > 0 && rng() % 10 == 0) info[rng() % next].cancelled->store(true);
+      auto d = q.Poll(now, running.empty(), false);
+      for (auto& x : d.dropped) x.task->done(x.status, {});
+      if (!d.batch.empty()) {
+        for (auto& t : d.batch) {
+          // Only tasks that can still finish by their deadline are run.
+          ASSERT_LE(now + latency.PredictMicros(1), t->deadline_us) << "seed " << seed;
+        }
+        busy_until = now + latency.PredictMicros(static_cast<int>(d.batch.size()));
+        running = std::move(d.batch);
+      }
+      now += 1 + rng() % 700;
+    }
+    int total_ends = 0;
+    for (int i = 0; i < 400; ++i) {
+      ASSERT_EQ(info[i].ends, 1) << "seed " << seed << " task " << i;
+      total_ends += info[i].ends;
+    }
+    EXPECT_EQ(total_ends, 400);
+    EXPECT_LT(rejected, 400);
+  }
 }
 
 TEST(BatchingOptionsTest, ValidateNamesTheBadField) {

@@ -1,0 +1,154 @@
+#include "server/repository/model_config.h"
+
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "server/api/status.h"
+
+namespace visionserve::repository {
+namespace {
+
+namespace fs = std::filesystem;
+
+v1::ModelConfig Parse(const std::string& text) {
+  auto c = ParseModelConfig(text, "test");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : v1::ModelConfig();
+}
+
+TEST(ModelConfigTest, DefaultsComeFromTheCatalog) {
+  auto spec = Resolve(Parse("name: \"b3\" variant: \"efficientnet_b3\""));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->input_size, 300);
+  EXPECT_EQ(spec->resize_size, 320);
+  EXPECT_TRUE(spec->bicubic);
+  EXPECT_EQ(spec->version, 1);
+  EXPECT_EQ(spec->num_classes, 1000);
+  ASSERT_EQ(spec->labels.size(), 1000u);
+  EXPECT_EQ(spec->labels[0], "tench");
+  EXPECT_EQ(spec->batching.max_batch_size, 32);
+  EXPECT_EQ(spec->batching.max_queue_delay_us, 2000);
+}
+
+TEST(ModelConfigTest, OverridesAreApplied) {
+  auto spec = Resolve(Parse(R"pb(
+    name: "x"
+    variant: "regnet_y_400mf"
+    version: 4
+    input_size: 160
+    batching {
+      max_batch_size: 8
+      preferred_batch_sizes: [ 4, 8 ]
+      instances: 2
+    }
+    preprocessing {
+      interpolation: "bicubic"
+      mean: [ 0, 0, 0 ]
+      std: [ 1, 1, 1 ]
+    }
+  )pb"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->version, 4);
+  EXPECT_EQ(spec->input_size, 160);
+  EXPECT_EQ(spec->resize_size, 165);  // the catalog's 232/224 ratio at 160, truncated
+  EXPECT_TRUE(spec->bicubic);
+  EXPECT_EQ(spec->mean[1], 0);
+  EXPECT_EQ(spec->stddev[2], 1);
+  EXPECT_EQ(spec->batching.instances, 2);
+  EXPECT_EQ(spec->batching.preferred_batch_sizes, (std::vector<int>{4, 8}));
+}
+
+TEST(ModelConfigTest, ErrorsNameTheModelAndTheField) {
+  struct Case {
+    std::string text;
+    absl::StatusCode code;
+    std::string part;
+  };
+  const std::vector<Case> cases = {
+      {"name: \"a\" variant: \"resnet9000\"", absl::StatusCode::kNotFound, "resnet9000"},
+      {"name: \"a\"", absl::StatusCode::kInvalidArgument, "no variant"},
+      {"name: \"a b\" variant: \"resnet50\"", absl::StatusCode::kInvalidArgument, "names may"},
+      {"name: \"a\" variant: \"resnet50\" input_size: 4096", absl::StatusCode::kInvalidArgument,
+       "input_size 4096"},
+      {"name: \"a\" variant: \"resnet50\" batching { max_batch_size: 1000 }",
+       absl::StatusCode::kInvalidArgument, "above 256"},
+      {"name: \"a\" variant: \"resnet50\" batching { max_batch_size: 4 preferred_batch_sizes: 8 }",
+       absl::StatusCode::kInvalidArgument, "preferred batch size 8"},
+      {"name: \"a\" variant: \"resnet50\" preprocessing { interpolation: \"nearest\" }",
+       absl::StatusCode::kInvalidArgument, "nearest"},
+      {"name: \"a\" variant: \"resnet50\" preprocessing { mean: [1, 2] std: [1, 1, 1] }",
+       absl::StatusCode::kInvalidArgument, "3 values"},
+      {"name: \"a\" variant: \"resnet50\" preprocessing { crop_size: 100 }",
+       absl::StatusCode::kInvalidArgument, "crop_size"},
+      {"name: \"a\" variant: \"resnet50\" num_classes: 10 labels_file: \"/nonexistent/labels\"",
+       absl::StatusCode::kNotFound, "/nonexistent/labels"},
+  };
+  for (const auto& c : cases) {
+    auto spec = Resolve(Parse(c.text));
+    ASSERT_FALSE(spec.ok()) << c.text;
+    EXPECT_EQ(spec.status().code(), c.code) << c.text << ": " << spec.status();
+    EXPECT_NE(spec.status().message().find(c.part), std::string::npos) << spec.status();
+  }
+  EXPECT_EQ(ParseModelConfig("variant: 3", "f.pbtxt").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ParseModelConfig("nope: 1", "f.pbtxt").status().message().find("f.pbtxt"),
+            std::string::npos);
+}
+
+TEST(ModelConfigTest, LabelsFileMustMatchTheClassCount) {
+  const fs::path f = fs::temp_directory_path() / ("labels_" + std::to_string(getpid()));
+  std::ofstream(f) << "cat\ndog\r\nbird\n";
+  auto ok = Resolve(Parse("name: \"a\" variant: \"resnet50\" num_classes: 3 labels_file: \"" +
+                          f.string() + "\""));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->labels, (std::vector<std::string>{"cat", "dog", "bird"}));
+  auto bad = Resolve(Parse("name: \"a\" variant: \"resnet50\" num_classes: 4 labels_file: \"" +
+                           f.string() + "\""));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  fs::remove(f);
+}
+
+TEST(ModelConfigTest, ReadsARepositoryFolder) {
+  const fs::path dir = fs::temp_directory_path() / ("repo_" + std::to_string(getpid()));
+  fs::create_directories(dir / "nested");
+  EXPECT_EQ(ReadRepository(dir.string()).status().code(), absl::StatusCode::kNotFound);
+  std::ofstream(dir / "a.pbtxt") << "variant: \"resnet50\"";
+  std::ofstream(dir / "nested" / "config.pbtxt") << "variant: \"mobilenet_v2\"";
+  std::ofstream(dir / "notes.txt") << "ignored";
+  auto configs = ReadRepository(dir.string());
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  ASSERT_EQ(configs->size(), 2u);
+  EXPECT_EQ((*configs)[0].name(), "a");
+  EXPECT_EQ((*configs)[1].name(), "nested");
+  std::ofstream(dir / "b.pbtxt") << "name: \"a\" variant: \"resnet50\"";
+  EXPECT_NE(ReadRepository(dir.string()).status().message().find("used twice"), std::string::npos);
+  EXPECT_EQ(ReadRepository((dir / "missing").string()).status().code(),
+            absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+TEST(StatusMappingTest, EveryCodeMapsToTheSameGrpcCodeWithItsMessage) {
+  EXPECT_TRUE(api::ToGrpcStatus(absl::OkStatus()).ok());
+  for (int c = 1; c <= 16; ++c) {
+    const absl::Status s(static_cast<absl::StatusCode>(c), "why");
+    const grpc::Status g = api::ToGrpcStatus(s);
+    EXPECT_EQ(static_cast<int>(g.error_code()), c);
+    EXPECT_EQ(g.error_message(), "why");
+  }
+  EXPECT_EQ(api::ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(99), "x")).error_code(),
+            grpc::StatusCode::UNKNOWN);
+}
+
+TEST(DefaultConfigsTest, AreTheThreeDocumentedModels) {
+  const auto configs = DefaultConfigs();
+  ASSERT_EQ(configs.size(), 3u);
+  EXPECT_EQ(configs[0].variant(), "regnet_y_400mf");
+  EXPECT_EQ(configs[1].variant(), "efficientnet_b0");
+  EXPECT_EQ(configs[2].variant(), "convnext_tiny");
+  for (const auto& c : configs) EXPECT_TRUE(Resolve(c).ok());
+}
+
+}  // namespace
+}  // namespace visionserve::repository
