@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  visionserve::KeepFreedMemory();
   visionserve::ServerOptions o;
   int64_t threads = 0, max_message_bytes = o.max_message_bytes, drain_s = 30;
   int64_t max_images = o.classify.max_images_per_request;

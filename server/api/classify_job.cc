@@ -65,9 +65,17 @@ absl::Status PreprocessImage(const v1::Image& image, const preprocess::ClassifyS
           return absl::InvalidArgumentError(
               absl::StrCat("FLOAT32 tensor data has ", d.size(), " bytes, not a multiple of 4"));
         }
+        std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
+        if (reinterpret_cast<uintptr_t>(d.data()) % alignof(float) == 0) {
+          // Protobuf's bytes live in malloc'ed memory: read the floats in place (one copy less
+          // of a 600 KB tensor per image).
+          return preprocess::CheckPreprocessedFloat(
+              std::span<const float>(reinterpret_cast<const float*>(d.data()),
+                                     d.size() / sizeof(float)),
+              shape, spec.crop_size, out);
+        }
         std::vector<float> values(d.size() / sizeof(float));
         std::memcpy(values.data(), d.data(), d.size());
-        std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
         return preprocess::CheckPreprocessedFloat(values, shape, spec.crop_size, out);
       }
       return absl::InvalidArgumentError("tensor dtype must be UINT8 or FLOAT32");

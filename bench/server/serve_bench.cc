@@ -1,0 +1,263 @@
+// End-to-end serving benchmarks over gRPC on 127.0.0.1, server in-process.
+//
+//   serve_bench --mode throughput --model efficientnet_b0 --batch 8 --concurrency 24 --seconds 10
+//     The raw engine's img/s at batch B (CompiledModel::Run in a loop), then the server's img/s
+//     with the batcher set to batch B and C concurrent Classify calls carrying FLOAT32 tensors
+//     (no decoding): the ratio is what batching, gRPC and the request pipeline cost.
+//   serve_bench --mode overload --rate 60 --budget-ms 100 --seconds 20
+//     The three default models; open-loop Poisson arrivals at R requests/s, each with a
+//     deadline of the budget. Run twice: pinned to convnext_tiny, then with the `balanced`
+//     policy. Prints the share answered OK within the budget (goodput) and the variant mix.
+//
+// The load generator shares the machine's cores with the server, as most of our tests do.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/executor.h"
+#include "grpcpp/grpcpp.h"
+#include "models/zoo.h"
+#include "server/flags.h"
+#include "server/server.h"
+#include "vision_service.grpc.pb.h"
+
+namespace visionserve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::string FloatTensorRequest(int size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2, 2);
+  std::vector<float> v(static_cast<size_t>(size) * size * 3);
+  for (float& x : v) x = u(rng);
+  v1::ClassifyRequest req;
+  v1::RawTensor* t = req.add_images()->mutable_tensor();
+  t->set_dtype(v1::RawTensor::FLOAT32);
+  for (int64_t d : {size, size, 3}) t->add_shape(d);
+  t->set_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+  return req.SerializeAsString();
+}
+
+double RawEngine(const std::string& model, int batch, double seconds) {
+  auto graph = models::BuildModel(model);
+  engine::CompileOptions o;
+  o.batch_sizes = {batch};
+  auto m = engine::CompiledModel::Create(std::move(*graph), o);
+  if (!m.ok()) {
+    std::fprintf(stderr, "%s\n", m.status().ToString().c_str());
+    std::exit(1);
+  }
+  std::vector<float> in(batch * (*m)->input_dims().elements(), 0.5f);
+  std::vector<float> out(batch * (*m)->output_dims().elements());
+  for (int i = 0; i < 2; ++i) (void)(*m)->Run(batch, in, out);
+  int64_t images = 0;
+  const auto t0 = Clock::now();
+  while (Seconds(t0, Clock::now()) < seconds) {
+    (void)(*m)->Run(batch, in, out);
+    images += batch;
+  }
+  return images / Seconds(t0, Clock::now());
+}
+
+// Keeps `concurrency` unary calls in flight for `seconds`; returns images/s answered OK.
+double ClosedLoop(v1::VisionService::Stub* stub, const v1::ClassifyRequest& req, int concurrency,
+                  double seconds, double* mean_batch) {
+  std::atomic<int64_t> ok{0}, errors{0}, batch_sum{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> outstanding{0};
+  absl::Mutex mu;
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::ClassifyResponse resp;
+  };
+  std::function<void()> issue = [&] {
+    auto* call = new Call();
+    outstanding.fetch_add(1);
+    stub->async()->Classify(&call->ctx, &req, &call->resp, [&, call](grpc::Status s) {
+      if (s.ok()) {
+        ok.fetch_add(1);
+        batch_sum.fetch_add(call->resp.results(0).timing().batch_size());
+      } else {
+        errors.fetch_add(1);
+      }
+      delete call;
+      if (!stop.load()) issue();
+      outstanding.fetch_sub(1);
+    });
+  };
+  for (int i = 0; i < concurrency; ++i) issue();
+  std::this_thread::sleep_for(
+      std::chrono::duration<double>(std::min(2.0, seconds / 4)));  // warm-up
+  const int64_t ok0 = ok.load(), b0 = batch_sum.load();
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const int64_t n = ok.load() - ok0;
+  const double dt = Seconds(t0, Clock::now());
+  *mean_batch = n > 0 ? static_cast<double>(batch_sum.load() - b0) / n : 0;
+  stop.store(true);
+  while (outstanding.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (errors.load() > 0) std::fprintf(stderr, "warning: %ld errors\n", long(errors.load()));
+  return n / dt;
+}
+
+struct OverloadResult {
+  int64_t sent = 0, ok_in_budget = 0, late_or_failed = 0;
+  std::map<std::string, int64_t> mix;
+  std::map<int, int64_t> codes;
+};
+
+OverloadResult OpenLoop(v1::VisionService::Stub* stub, v1::ClassifyRequest req, double rate,
+                        double budget_ms, double seconds) {
+  OverloadResult r;
+  absl::Mutex mu;
+  std::atomic<int> outstanding{0};
+  std::mt19937 rng(42);
+  std::exponential_distribution<double> gap(rate);
+  const auto t0 = Clock::now();
+  auto next = t0;
+  while (Seconds(t0, next) < seconds) {
+    std::this_thread::sleep_until(next);
+    struct Call {
+      grpc::ClientContext ctx;
+      v1::ClassifyResponse resp;
+      Clock::time_point sent;
+    };
+    auto* call = new Call();
+    call->sent = next;  // measured from the intended send time
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::microseconds(static_cast<int64_t>(budget_ms * 1000)));
+    outstanding.fetch_add(1);
+    ++r.sent;
+    stub->async()->Classify(&call->ctx, &req, &call->resp, [&, call](grpc::Status s) {
+      const double ms = Seconds(call->sent, Clock::now()) * 1000;
+      {
+        absl::MutexLock lock(&mu);
+        if (s.ok() && ms <= budget_ms) {
+          ++r.ok_in_budget;
+          ++r.mix[call->resp.served_by().model()];
+        } else {
+          ++r.late_or_failed;
+          ++r.codes[s.error_code()];
+        }
+      }
+      delete call;
+      outstanding.fetch_sub(1);
+    });
+    next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
+  }
+  while (outstanding.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return r;
+}
+
+std::unique_ptr<Server> StartServer(const std::string& repository) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.repository = repository;
+  auto s = Server::Create(o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.status().ToString().c_str());
+    std::exit(1);
+  }
+  (*s)->WaitLoaded();
+  if (!(*s)->models().AllReady()) {
+    std::fprintf(stderr, "a model failed to load\n");
+    std::exit(1);
+  }
+  return std::move(*s);
+}
+
+int Main(int argc, char** argv) {
+  KeepFreedMemory();  // as the daemon does (server/server.h)
+  std::string mode = "throughput", model = "efficientnet_b0";
+  int64_t batch = 8, concurrency = 24;
+  int64_t rate = 60, budget_ms = 100, seconds = 10;
+  FlagParser flags("serve_bench: serving throughput and overload behaviour over gRPC");
+  flags.String("mode", &mode, "throughput or overload");
+  flags.String("model", &model, "throughput: zoo variant");
+  flags.Int("batch", &batch, "throughput: batch size (engine and batcher)");
+  flags.Int("concurrency", &concurrency, "throughput: calls in flight");
+  flags.Int("rate", &rate, "overload: offered requests/s");
+  flags.Int("budget-ms", &budget_ms, "overload: per-request deadline");
+  flags.Int("seconds", &seconds, "measurement time per run");
+  if (absl::Status s = flags.Parse(argc, argv, nullptr); !s.ok() || flags.help_requested()) {
+    std::fprintf(stderr, "%s\n%s", std::string(s.message()).c_str(), flags.Help().c_str());
+    return s.ok() ? 0 : 2;
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(-1);
+  if (mode == "throughput") {
+    const double raw = RawEngine(model, static_cast<int>(batch), static_cast<double>(seconds));
+    const auto dir = std::filesystem::temp_directory_path() / "serve_bench_repo";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "m.pbtxt") << absl::StrFormat(
+        "variant: \"%s\" batching { max_batch_size: %d max_queue_delay_us: 20000 "
+        "preferred_batch_sizes: %d max_queue_size: 4096 }\n",
+        model, batch, batch);
+    auto server = StartServer(dir.string());
+    auto stub = v1::VisionService::NewStub(grpc::CreateCustomChannel(
+        absl::StrFormat("127.0.0.1:%d", server->port()), grpc::InsecureChannelCredentials(), args));
+    v1::ClassifyRequest req;
+    req.ParseFromString(FloatTensorRequest(server->models().models()[0]->spec().input_size, 1));
+    double mean_batch = 0;
+    const double served = ClosedLoop(stub.get(), req, static_cast<int>(concurrency),
+                                     static_cast<double>(seconds), &mean_batch);
+    std::printf(
+        "{\"mode\":\"throughput\",\"model\":\"%s\",\"batch\":%ld,\"concurrency\":%ld,"
+        "\"raw_engine_img_s\":%.1f,\"served_img_s\":%.1f,\"ratio\":%.3f,\"mean_batch\":%.2f}\n",
+        model.c_str(), long(batch), long(concurrency), raw, served, served / raw, mean_batch);
+    server->Drain();
+    std::filesystem::remove_all(dir);
+    return 0;
+  }
+  if (mode == "overload") {
+    auto server = StartServer("");
+    auto stub = v1::VisionService::NewStub(grpc::CreateCustomChannel(
+        absl::StrFormat("127.0.0.1:%d", server->port()), grpc::InsecureChannelCredentials(), args));
+    v1::ClassifyRequest req;
+    req.ParseFromString(FloatTensorRequest(224, 2));
+    for (const std::string target : {"model:convnext_tiny", "policy:balanced"}) {
+      v1::ClassifyRequest r = req;
+      if (target.rfind("model:", 0) == 0) {
+        r.set_model(target.substr(6));
+      } else {
+        r.set_policy(target.substr(7));
+      }
+      const OverloadResult o =
+          OpenLoop(stub.get(), r, static_cast<double>(rate), static_cast<double>(budget_ms),
+                   static_cast<double>(seconds));
+      std::string mix, codes;
+      for (const auto& [m, n] : o.mix) mix += absl::StrFormat("\"%s\":%d,", m, n);
+      for (const auto& [c, n] : o.codes) codes += absl::StrFormat("\"%d\":%d,", c, n);
+      if (!mix.empty()) mix.pop_back();
+      if (!codes.empty()) codes.pop_back();
+      std::printf(
+          "{\"mode\":\"overload\",\"target\":\"%s\",\"rate\":%ld,\"budget_ms\":%ld,\"sent\":%ld,"
+          "\"ok_within_budget\":%ld,\"goodput_share\":%.3f,\"mix\":{%s},\"failed_codes\":{%s}}\n",
+          target.c_str(), long(rate), long(budget_ms), long(o.sent), long(o.ok_in_budget),
+          o.sent ? static_cast<double>(o.ok_in_budget) / o.sent : 0.0, mix.c_str(), codes.c_str());
+      std::fflush(stdout);
+      std::this_thread::sleep_for(std::chrono::seconds(2));  // let queues empty
+    }
+    server->Drain();
+    return 0;
+  }
+  std::fprintf(stderr, "unknown --mode %s\n", mode.c_str());
+  return 2;
+}
+
+}  // namespace
+}  // namespace visionserve
+
+int main(int argc, char** argv) { return visionserve::Main(argc, argv); }
