@@ -100,7 +100,7 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
   job->cancelled_ = std::move(cancelled);
   job->options_ = options;
   job->done_ = std::move(done);
-  job->request_.set_request_id(request.request_id());
+  job->request_ = &request;
 
   // Which model: by name, by policy, or the server's default (a default policy or model).
   repository::ServedModel* model = nullptr;
@@ -209,7 +209,6 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
     return job->Fail(absl::DeadlineExceededError("deadline passed before the request started"));
   }
   job->model_ = model;
-  job->request_ = request;  // kept for the images until preprocessing is done
   job->num_items_ = request.images_size();
   job->items_ = std::make_unique<Item[]>(job->num_items_);
   job->remaining_.store(job->num_items_);
@@ -218,25 +217,33 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
     job->items_[i].output.resize(model->output_floats());
   }
   // Decode and preprocess on the engine's arena, never on gRPC's threads; images in parallel.
+  job->preprocessing_.store(job->num_items_);
   for (int i = 0; i < job->num_items_; ++i) {
     pool->arena().enqueue([job, i] { job->Preprocess(i); });
   }
 }
 
 void ClassifyJob::Preprocess(int index) {
+  struct Done {  // this call no longer reads the request; a pending failure may be answered
+    ClassifyJob* job;
+    ~Done() {
+      job->preprocessing_.fetch_sub(1);
+      job->TryAnswerFailure();
+    }
+  } done{this};
   if (completed_.load(std::memory_order_acquire)) return;  // an earlier image failed
   Item& item = items_[index];
   const int64_t t0 = SteadyClock::Get()->NowMicros();
   absl::Status s =
-      PreprocessImage(request_.images(index), SpecOf(model_->spec()), options_.limits, item.input);
+      PreprocessImage(request_->images(index), SpecOf(model_->spec()), options_.limits, item.input);
   item.preprocess_us = SteadyClock::Get()->NowMicros() - t0;
   if (!s.ok()) {
-    return Fail(request_.images_size() > 1
+    return Fail(num_items_ > 1
                     ? absl::Status(s.code(), absl::StrCat("image ", index, ": ", s.message()))
                     : s);
   }
   auto task = std::make_unique<batching::BatchTask>();
-  task->priority = request_.priority();
+  task->priority = request_->priority();
   task->deadline_us = deadline_us_;
   task->input = item.input;
   task->output = item.output;
@@ -251,11 +258,22 @@ void ClassifyJob::Preprocess(int index) {
 }
 
 void ClassifyJob::Fail(const absl::Status& status) {
-  if (completed_.exchange(true, std::memory_order_acq_rel)) return;
+  if (completed_.exchange(true)) return;
+  failure_ = status;
+  failure_ready_.store(true);
+  TryAnswerFailure();
+}
+
+// Answers a failure once no Preprocess() call can still read the request (the caller may free
+// it as soon as it is answered). Both the failing thread and the last preprocessing call get
+// here; `answered_` lets exactly one through.
+void ClassifyJob::TryAnswerFailure() {
+  if (!failure_ready_.load() || preprocessing_.load() > 0) return;
+  if (answered_.exchange(true)) return;
   v1::ClassifyResponse response;
-  response.set_request_id(request_.request_id());
+  response.set_request_id(request_->request_id());
   Completion done = std::move(done_);
-  done(status, std::move(response));
+  done(failure_, std::move(response));
 }
 
 void ClassifyJob::ImageDone(int /*index*/) {
@@ -263,11 +281,12 @@ void ClassifyJob::ImageDone(int /*index*/) {
 }
 
 void ClassifyJob::Finish() {
-  if (completed_.exchange(true, std::memory_order_acq_rel)) return;
+  if (completed_.exchange(true)) return;
+  answered_.store(true);
   const int64_t now = SteadyClock::Get()->NowMicros();
   const repository::ModelSpec& spec = model_->spec();
   v1::ClassifyResponse response;
-  response.set_request_id(request_.request_id());
+  response.set_request_id(request_->request_id());
   v1::ServedBy* by = response.mutable_served_by();
   by->set_model(spec.name);
   by->set_variant(spec.info->name);

@@ -32,8 +32,10 @@ class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
   // Called exactly once; on error `response` holds only the request id.
   using Completion = std::function<void(const absl::Status&, v1::ClassifyResponse response)>;
 
+  // `request` must stay valid until `done` has run (it is read, not copied: images are large).
   // `deadline_us` is on batching::SteadyClock (kNoDeadline for none); `cancelled` is shared
-  // with the caller, who sets it when the client goes away and then calls Cancel().
+  // with the caller, who sets it when the client goes away and then wakes the batchers.
+  // A failure is answered once no image of the request is still being preprocessed.
   static void Start(const v1::ClassifyRequest& request, int64_t deadline_us,
                     std::shared_ptr<std::atomic<bool>> cancelled,
                     const repository::ModelRepository* models, engine::ThreadPool* pool,
@@ -47,10 +49,11 @@ class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
   ClassifyJob() = default;
   void Preprocess(int index);
   void Fail(const absl::Status& status);
+  void TryAnswerFailure();
   void ImageDone(int index);
   void Finish();
 
-  v1::ClassifyRequest request_;
+  const v1::ClassifyRequest* request_ = nullptr;
   int64_t arrival_us_ = 0;
   int64_t deadline_us_ = 0;
   std::shared_ptr<std::atomic<bool>> cancelled_;
@@ -61,7 +64,11 @@ class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
   std::unique_ptr<Item[]> items_;
   int num_items_ = 0;
   std::atomic<int> remaining_{0};
-  std::atomic<bool> completed_{false};
+  std::atomic<bool> completed_{false};  // Fail or Finish has begun (first one wins)
+  std::atomic<int> preprocessing_{0};   // Preprocess() calls not yet returned
+  absl::Status failure_;                // written by the winning Fail before ready
+  std::atomic<bool> failure_ready_{false};
+  std::atomic<bool> answered_{false};
   Completion done_;
 };
 

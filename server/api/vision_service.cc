@@ -101,8 +101,13 @@ class VisionServiceImpl::StreamClassify final
       return;
     }
     Step([this] { ++pending_; });
-    service_->StartJob(request_, DeadlineMicros(*context_), cancelled_,
-                       [this](const absl::Status& s, v1::ClassifyResponse r) {
+    // The job reads the request until it answers: hand it over (a swap, not a copy) and keep it
+    // alive in the completion; the next read fills a fresh message.
+    auto request = std::make_shared<v1::ClassifyRequest>(std::move(request_));
+    request_.Clear();
+    const v1::ClassifyRequest& ref = *request;
+    service_->StartJob(ref, DeadlineMicros(*context_), cancelled_,
+                       [this, request](const absl::Status& s, v1::ClassifyResponse r) {
                          if (!s.ok()) {
                            r.mutable_error()->set_code(static_cast<int>(s.code()));
                            r.mutable_error()->set_message(std::string(s.message()));

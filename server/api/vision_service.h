@@ -38,7 +38,8 @@ class VisionServiceImpl final : public v1::VisionService::CallbackService {
                                      const v1::GetModelRequest* request,
                                      v1::ModelInfo* response) override;
 
-  // Starts a job for one request, counting it in flight until `done` has run.
+  // Starts a job for one request, counting it in flight until `done` has run. `request` must
+  // stay valid until then.
   void StartJob(const v1::ClassifyRequest& request, int64_t deadline_us,
                 std::shared_ptr<std::atomic<bool>> cancelled, ClassifyJob::Completion done);
   // Wakes every batcher so cancelled tasks leave their queues now.
