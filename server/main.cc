@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
       "visionserve: gRPC image classification server\n"
       "usage: visionserve [flags]   (without --repository: the embedded default models)");
   flags.String("listen", &o.listen, "gRPC address HOST:PORT (port 0: any free port)");
+  flags.String("metrics-listen", &o.metrics_listen,
+               "Prometheus metrics address HOST:PORT (GET /metrics); empty: no metrics endpoint");
   flags.String("repository", &o.repository,
                "model repository folder: one <name>.pbtxt (or <name>/config.pbtxt) per model");
   flags.String("default-model", &o.default_model, "model for requests that name none");
@@ -68,6 +70,10 @@ int main(int argc, char** argv) {
             << (o.threads > 0 ? o.threads : visionserve::engine::CpuAllowance())
             << " threads); loading models:";
   for (const auto& m : (*server)->models().models()) std::cout << " " << m->spec().name;
+  if ((*server)->metrics_port() > 0) {
+    std::cout << "\n  metrics: http://" << o.metrics_listen.substr(0, o.metrics_listen.rfind(':'))
+              << ":" << (*server)->metrics_port() << "/metrics";
+  }
   std::cout << "\n  try: visionctl --server " << address << " classify photo.jpg\n"
             << "       visionctl --server " << address << " models" << std::endl;
 

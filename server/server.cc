@@ -41,9 +41,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
       repository::ModelRepository::Create(configs, options.default_model, std::move(*policies));
   if (!models.ok()) return models.status();
   s->models_ = std::move(*models);
+  auto metrics = metrics::ServerMetrics::Create(options.metrics_listen);
+  if (!metrics.ok()) return metrics.status();
+  s->metrics_ = std::move(*metrics);
+  std::vector<std::string> policy_names;
+  for (const auto& p : s->models_->policies().policies) policy_names.push_back(p.name);
+  policy_names.push_back("inline");
+  for (const auto& m : s->models_->models()) {
+    m->set_metrics(s->metrics_->AddModel(m->spec().name, policy_names));
+  }
+  const repository::ModelRepository* repo = s->models_.get();
+  s->metrics_->SetModelSource([repo] {
+    std::vector<metrics::ModelSnapshot> out;
+    for (const auto& m : repo->models()) {
+      metrics::ModelSnapshot snap;
+      snap.name = m->spec().name;
+      snap.family = m->spec().info->family;
+      snap.variant = m->spec().info->name;
+      snap.weights = m->weights();
+      snap.state = repository::ModelStateName(m->state());
+      if (m->state() == repository::ModelState::kReady && m->batcher()) {
+        snap.queue_depth = m->batcher()->queue_depth();
+        snap.in_flight = m->batcher()->in_flight();
+      }
+      out.push_back(std::move(snap));
+    }
+    return out;
+  });
   s->pool_ = std::make_shared<engine::ThreadPool>(options.threads);
-  s->service_ =
-      std::make_unique<api::VisionServiceImpl>(s->models_.get(), s->pool_, options.classify);
+  api::ClassifyOptions classify = options.classify;
+  classify.metrics = s->metrics_.get();
+  s->service_ = std::make_unique<api::VisionServiceImpl>(s->models_.get(), s->pool_, classify);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -13,12 +13,14 @@
 #include "engine/executor.h"
 #include "grpcpp/server.h"
 #include "server/api/vision_service.h"
+#include "server/metrics/metrics.h"
 #include "server/repository/repository.h"
 
 namespace visionserve {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:8500";  // HOST:PORT; port 0 picks a free one
+  std::string metrics_listen;             // Prometheus GET /metrics HOST:PORT; empty: off
   int threads = 0;                        // engine + preprocessing; 0: the CPU allowance
   std::string repository;                 // model repository folder; empty: embedded default
   std::string default_model;              // empty: the first configured model
@@ -43,6 +45,8 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  metrics::ServerMetrics* metrics() const { return metrics_.get(); }
   const repository::ModelRepository& models() const { return *models_; }
   // Blocks until every model has finished loading (READY or FAILED).
   void WaitLoaded() { models_->WaitLoaded(); }
@@ -56,6 +60,7 @@ class Server {
   void UpdateHealth();
 
   ServerOptions options_;
+  std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::shared_ptr<engine::ThreadPool> pool_;
   std::unique_ptr<repository::ModelRepository> models_;
   std::unique_ptr<api::VisionServiceImpl> service_;

@@ -10,6 +10,8 @@ PACKAGES=(
   libturbojpeg0-dev libjpeg-dev libpng-dev libspng-dev
   # end-to-end tests: Python client, health stubs, test images
   grpc-proto python3-grpcio python3-protobuf python3-numpy python3-pil
+  # metrics tests: promtool and a real Prometheus server; YAML for the deploy files
+  prometheus python3-yaml
 )
 
 missing=()

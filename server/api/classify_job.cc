@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/batching/clock.h"
 #include "server/policy/router.h"
@@ -90,7 +91,7 @@ absl::Status PreprocessImage(const v1::Image& image, const preprocess::ClassifyS
 
 ClassifyJob::~ClassifyJob() = default;
 
-void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
+void ClassifyJob::Start(metrics::Rpc rpc, const v1::ClassifyRequest& request, int64_t deadline_us,
                         std::shared_ptr<std::atomic<bool>> cancelled,
                         const repository::ModelRepository* models, engine::ThreadPool* pool,
                         const ClassifyOptions& options, Completion done) {
@@ -101,6 +102,7 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
   job->options_ = options;
   job->done_ = std::move(done);
   job->request_ = &request;
+  job->rpc_ = rpc;
 
   // Which model: by name, by policy, or the server's default (a default policy or model).
   repository::ServedModel* model = nullptr;
@@ -171,6 +173,9 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
     if (!decision.ok()) return job->Fail(decision.status());
     model = served[decision->index];
     job->reason_ = decision->reason;
+    job->policy_index_ = chosen_policy == &inline_policy
+                             ? static_cast<int>(policies.policies.size())
+                             : static_cast<int>(chosen_policy - policies.policies.data());
     // A policy that rejects misses puts its budget on the tasks: the batcher drops what can no
     // longer make it. One that serves the fastest anyway keeps only the call's deadline.
     if (chosen_policy->on_miss == policy::OnMiss::kReject && chosen_policy->latency_budget_ms > 0) {
@@ -189,6 +194,7 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
         absl::StrCat("request has ", request.images_size(), " images; at most ",
                      options.max_images_per_request, " are allowed")));
   }
+  job->model_ = model;  // from here on failures count on the model's metrics
   const int classes = model->spec().num_classes;
   if (request.top_k() < 0 || request.top_k() > classes) {
     return job->Fail(absl::InvalidArgumentError(
@@ -208,7 +214,6 @@ void ClassifyJob::Start(const v1::ClassifyRequest& request, int64_t deadline_us,
   if (deadline_us != batching::kNoDeadline && job->arrival_us_ >= deadline_us) {
     return job->Fail(absl::DeadlineExceededError("deadline passed before the request started"));
   }
-  job->model_ = model;
   job->num_items_ = request.images_size();
   job->items_ = std::make_unique<Item[]>(job->num_items_);
   job->remaining_.store(job->num_items_);
@@ -251,10 +256,22 @@ void ClassifyJob::Preprocess(int index) {
   std::shared_ptr<ClassifyJob> self = shared_from_this();
   task->done = [self, index](const absl::Status& st, const batching::TaskTiming& timing) {
     self->items_[index].timing = timing;
-    if (!st.ok()) return self->Fail(st);
+    if (!st.ok()) {
+      if (const metrics::ModelMetrics* m = self->model_->metrics()) {
+        if (st.code() == absl::StatusCode::kDeadlineExceeded) m->drops_deadline->Increment();
+        if (st.code() == absl::StatusCode::kCancelled) m->drops_cancelled->Increment();
+      }
+      return self->Fail(st);
+    }
     self->ImageDone(index);
   };
-  if (absl::Status e = model_->batcher()->Enqueue(task); !e.ok()) Fail(e);
+  if (absl::Status e = model_->batcher()->Enqueue(task); !e.ok()) {
+    if (model_->metrics() && e.code() == absl::StatusCode::kUnavailable &&
+        absl::StartsWith(e.message(), "queue full")) {
+      model_->metrics()->drops_queue_full->Increment();
+    }
+    Fail(e);
+  }
 }
 
 void ClassifyJob::Fail(const absl::Status& status) {
@@ -270,6 +287,7 @@ void ClassifyJob::Fail(const absl::Status& status) {
 void ClassifyJob::TryAnswerFailure() {
   if (!failure_ready_.load() || preprocessing_.load() > 0) return;
   if (answered_.exchange(true)) return;
+  RecordAnswer(failure_, SteadyClock::Get()->NowMicros());
   v1::ClassifyResponse response;
   response.set_request_id(request_->request_id());
   Completion done = std::move(done_);
@@ -325,8 +343,32 @@ void ClassifyJob::Finish() {
     total->set_batch_size(std::max(total->batch_size(), t->batch_size()));
   }
   total->set_total_us(now - arrival_us_);
+  if (metrics::ModelMetrics* m = model_->metrics()) {
+    for (int i = 0; i < num_items_; ++i) {
+      const v1::Timing& t = response.results(i).timing();
+      m->preprocess_seconds->Observe(static_cast<double>(t.preprocess_us()) * 1e-6);
+      m->queue_seconds->Observe(static_cast<double>(t.queue_us()) * 1e-6);
+    }
+  }
+  RecordAnswer(absl::OkStatus(), now);
   Completion done = std::move(done_);
   done(absl::OkStatus(), std::move(response));
+}
+
+void ClassifyJob::RecordAnswer(const absl::Status& status, int64_t now_us) {
+  if (!options_.metrics) return;
+  metrics::ModelMetrics* m =
+      model_ && model_->metrics() ? model_->metrics() : options_.metrics->unrouted();
+  const int rpc = static_cast<int>(rpc_);
+  const int code = static_cast<int>(status.code());
+  m->requests[rpc][code >= 0 && code < metrics::kNumCodes ? code : 2]->Increment();
+  m->request_seconds[rpc]->Observe(static_cast<double>(now_us - arrival_us_) * 1e-6);
+  if (m->within_budget && deadline_us_ != batching::kNoDeadline) {
+    (status.ok() && now_us <= deadline_us_ ? m->within_budget : m->past_budget)->Increment();
+  }
+  if (policy_index_ >= 0 && policy_index_ < static_cast<int>(m->decisions.size())) {
+    m->decisions[policy_index_]->Increment();
+  }
 }
 
 }  // namespace visionserve::api

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "engine/executor.h"
+#include "server/metrics/metrics.h"
 #include "server/preprocess/preprocess.h"
 #include "server/repository/repository.h"
 #include "vision_service.pb.h"
@@ -25,6 +26,7 @@ namespace visionserve::api {
 struct ClassifyOptions {
   int max_images_per_request = 64;
   preprocess::Limits limits;
+  metrics::ServerMetrics* metrics = nullptr;  // not owned; null: no metrics
 };
 
 class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
@@ -36,7 +38,7 @@ class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
   // `deadline_us` is on batching::SteadyClock (kNoDeadline for none); `cancelled` is shared
   // with the caller, who sets it when the client goes away and then wakes the batchers.
   // A failure is answered once no image of the request is still being preprocessed.
-  static void Start(const v1::ClassifyRequest& request, int64_t deadline_us,
+  static void Start(metrics::Rpc rpc, const v1::ClassifyRequest& request, int64_t deadline_us,
                     std::shared_ptr<std::atomic<bool>> cancelled,
                     const repository::ModelRepository* models, engine::ThreadPool* pool,
                     const ClassifyOptions& options, Completion done);
@@ -52,8 +54,12 @@ class ClassifyJob : public std::enable_shared_from_this<ClassifyJob> {
   void TryAnswerFailure();
   void ImageDone(int index);
   void Finish();
+  // Counts the answer (code, latency, budget) on the chosen model's metrics.
+  void RecordAnswer(const absl::Status& status, int64_t now_us);
 
   const v1::ClassifyRequest* request_ = nullptr;
+  metrics::Rpc rpc_ = metrics::Rpc::kClassify;
+  int policy_index_ = -1;  // metrics decision counter of the routing policy
   int64_t arrival_us_ = 0;
   int64_t deadline_us_ = 0;
   std::shared_ptr<std::atomic<bool>> cancelled_;

@@ -27,17 +27,24 @@ VisionServiceImpl::VisionServiceImpl(const repository::ModelRepository* models,
                                      ClassifyOptions options)
     : models_(models), pool_(std::move(pool)), options_(options) {}
 
-void VisionServiceImpl::StartJob(const v1::ClassifyRequest& request, int64_t deadline_us,
-                                 std::shared_ptr<std::atomic<bool>> cancelled,
+void VisionServiceImpl::StartJob(metrics::Rpc rpc, const v1::ClassifyRequest& request,
+                                 int64_t deadline_us, std::shared_ptr<std::atomic<bool>> cancelled,
                                  ClassifyJob::Completion done) {
   if (draining()) {
+    if (options_.metrics) {
+      metrics::ModelMetrics* m = options_.metrics->unrouted();
+      m->requests[static_cast<int>(rpc)][static_cast<int>(absl::StatusCode::kUnavailable)]
+          ->Increment();
+      m->request_seconds[static_cast<int>(rpc)]->Observe(0);
+    }
     v1::ClassifyResponse response;
     response.set_request_id(request.request_id());
     done(absl::UnavailableError("shutting down"), std::move(response));
     return;
   }
   in_flight_.fetch_add(1);
-  ClassifyJob::Start(request, deadline_us, std::move(cancelled), models_, pool_.get(), options_,
+  ClassifyJob::Start(rpc, request, deadline_us, std::move(cancelled), models_, pool_.get(),
+                     options_,
                      [this, done = std::move(done)](const absl::Status& s, v1::ClassifyResponse r) {
                        done(s, std::move(r));
                        in_flight_.fetch_sub(1);
@@ -58,7 +65,7 @@ class VisionServiceImpl::UnaryClassify final : public grpc::ServerUnaryReactor {
   UnaryClassify(VisionServiceImpl* service, grpc::CallbackServerContext* context,
                 const v1::ClassifyRequest* request, v1::ClassifyResponse* response)
       : service_(service), cancelled_(std::make_shared<std::atomic<bool>>(false)) {
-    service->StartJob(*request, DeadlineMicros(*context), cancelled_,
+    service->StartJob(metrics::Rpc::kClassify, *request, DeadlineMicros(*context), cancelled_,
                       [this, response](const absl::Status& s, v1::ClassifyResponse r) {
                         if (s.ok()) *response = std::move(r);
                         Finish(ToGrpcStatus(s));
@@ -106,7 +113,7 @@ class VisionServiceImpl::StreamClassify final
     auto request = std::make_shared<v1::ClassifyRequest>(std::move(request_));
     request_.Clear();
     const v1::ClassifyRequest& ref = *request;
-    service_->StartJob(ref, DeadlineMicros(*context_), cancelled_,
+    service_->StartJob(metrics::Rpc::kClassifyStream, ref, DeadlineMicros(*context_), cancelled_,
                        [this, request](const absl::Status& s, v1::ClassifyResponse r) {
                          if (!s.ok()) {
                            r.mutable_error()->set_code(static_cast<int>(s.code()));

@@ -40,7 +40,7 @@ class VisionServiceImpl final : public v1::VisionService::CallbackService {
 
   // Starts a job for one request, counting it in flight until `done` has run. `request` must
   // stay valid until then.
-  void StartJob(const v1::ClassifyRequest& request, int64_t deadline_us,
+  void StartJob(metrics::Rpc rpc, const v1::ClassifyRequest& request, int64_t deadline_us,
                 std::shared_ptr<std::atomic<bool>> cancelled, ClassifyJob::Completion done);
   // Wakes every batcher so cancelled tasks leave their queues now.
   void WakeBatchers() const;

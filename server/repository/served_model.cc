@@ -83,7 +83,15 @@ absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
     return model->Run(batch, in, out);
   };
   bopts.latency = &profile_;
-  bopts.on_batch = [this](int batch, int64_t us) { profile_.Record(batch, us); };
+  bopts.on_batch = [this](int batch, int64_t us) {
+    profile_.Record(batch, us);
+    if (metrics_) {
+      metrics_->batches->Increment();
+      metrics_->images->Increment(batch);
+      metrics_->batch_size->Observe(batch);
+      metrics_->compute_seconds->Observe(static_cast<double>(us) * 1e-6);
+    }
+  };
   auto batcher = batching::DynamicBatcher::Create(std::move(bopts));
   if (!batcher.ok()) return fail(batcher.status());
   batcher_ = std::move(*batcher);

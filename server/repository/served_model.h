@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/executor.h"
 #include "server/batching/dynamic_batcher.h"
+#include "server/metrics/metrics.h"
 #include "server/policy/latency_profile.h"
 #include "server/repository/model_config.h"
 
@@ -45,6 +46,9 @@ class ServedModel {
   batching::DynamicBatcher* batcher() const { return batcher_.get(); }
   const policy::LatencyProfile& profile() const { return profile_; }
   double load_seconds() const { return load_seconds_; }
+  // Metric handles (set once before Load; null when metrics are off).
+  void set_metrics(metrics::ModelMetrics* m) { metrics_ = m; }
+  metrics::ModelMetrics* metrics() const { return metrics_; }
 
  private:
   void SetState(ModelState s, std::string reason = "");
@@ -59,6 +63,7 @@ class ServedModel {
   policy::LatencyProfile profile_;
   std::unique_ptr<batching::DynamicBatcher> batcher_;
   double load_seconds_ = 0;
+  metrics::ModelMetrics* metrics_ = nullptr;
 };
 
 }  // namespace visionserve::repository

@@ -9,13 +9,9 @@ usage: python_client_test.py SERVER_BINARY PROTO_DIR
 """
 import io
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import unittest
 
@@ -29,17 +25,10 @@ try:
 except ImportError as e:  # a missing dependency is a failure, not a skip
     sys.exit(f"python_client_test: missing module ({e}); run tools/setup.sh")
 
-GEN = tempfile.mkdtemp(prefix="vs_py_stubs_")
-PLUGIN = shutil.which("grpc_python_plugin")
-# health.proto is copied to a flat folder: as grpc/health/v1/ its module would shadow grpcio's.
-FLAT = os.path.join(GEN, "flat")
-os.makedirs(FLAT)
-shutil.copy("/usr/share/grpc-proto/grpc/health/v1/health.proto", FLAT)
-for root, proto in [(PROTO_DIR + "/visionserve/v1", "vision_service.proto"),
-                    (FLAT, "health.proto")]:
-    subprocess.run(["protoc", "-I", root, f"--python_out={GEN}", f"--grpc_out={GEN}",
-                    f"--plugin=protoc-gen-grpc={PLUGIN}", os.path.join(root, proto)], check=True)
-sys.path.insert(0, GEN)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_testlib  # noqa: E402
+
+GEN = vs_testlib.generate_stubs(PROTO_DIR)
 import vision_service_pb2 as pb  # noqa: E402
 import vision_service_pb2_grpc as pbg  # noqa: E402
 import health_pb2  # noqa: E402
@@ -64,42 +53,8 @@ def jpeg_bytes(w, h, seed=0):
     return buf.getvalue()
 
 
-class Server:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([SERVER, "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        line = self.wait_for("listening on", 60)
-        self.address = re.search(r"listening on ([0-9.]+:[0-9]+)", line).group(1)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append(None)
-            self.cond.notify_all()
-
-    def wait_for(self, text, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if line is None:
-                        raise AssertionError("server exited: " + "".join(l for l in self.lines if l))
-                    if text in line:
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no '{text}' in server output: " + "".join(self.lines))
-                self.cond.wait(left)
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+def Server(*args):
+    return vs_testlib.Server(SERVER, *args)
 
 
 class PythonClientTest(unittest.TestCase):

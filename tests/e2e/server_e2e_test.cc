@@ -1,6 +1,9 @@
 // End-to-end: the real visionserve binary on 127.0.0.1, called over gRPC with the C++ client.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spng.h>
+#include <sys/socket.h>
 #include <turbojpeg.h>
 
 #include <atomic>
@@ -11,6 +14,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -483,11 +487,11 @@ TEST_F(ServerE2ETest, CancelledCallsLeaveTheServerHealthy) {
     v1::ClassifyResponse resp;
     absl::Notification done;
     grpc::Status status;
-    stub_->async()->Classify(&ctx, new v1::ClassifyRequest(Encoded(img, "convnext_tiny")), &resp,
-                             [&](grpc::Status s) {
-                               status = s;
-                               done.Notify();
-                             });
+    const v1::ClassifyRequest req = Encoded(img, "convnext_tiny");  // outlives the call
+    stub_->async()->Classify(&ctx, &req, &resp, [&](grpc::Status s) {
+      status = s;
+      done.Notify();
+    });
     ctx.TryCancel();
     done.WaitForNotification();
     EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
@@ -526,10 +530,139 @@ TEST_F(ServerE2ETest, StreamAnswersEveryMessageWithItsIdAndKeepsGoingAfterErrors
 }
 
 // ---------------------------------------------------------------------------------------------
+// Metrics
+
+// GET http://127.0.0.1:port/path; the body, or "" on failure.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string resp;
+  char buf[8192];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) resp.append(buf, static_cast<size_t>(n));
+  close(fd);
+  const size_t body = resp.find("\r\n\r\n");
+  return body == std::string::npos ? "" : resp.substr(body + 4);
+}
+
+// The value of the sample whose line starts with `series` (name and labels exactly as
+// exposed), or -1.
+double Sample(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    ++at;
+  }
+  return -1;
+}
+
+TEST(ServerMetricsE2ETest, ExactCountsAfterAKnownSequenceAndValidExposition) {
+  ServerProcess server(VISIONSERVE_BINARY, {"--metrics-listen", "127.0.0.1:0"});
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE(server.WaitForOutput("SERVING", std::chrono::seconds(120))) << server.output();
+  const std::string out = server.output();
+  const size_t at = out.find("metrics: http://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << out;
+  const int metrics_port = std::atoi(out.c_str() + at + std::strlen("metrics: http://127.0.0.1:"));
+  auto stub = v1::VisionService::NewStub(
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  auto call = [&](v1::ClassifyRequest req, int timeout_ms) {
+    v1::ClassifyResponse resp;
+    grpc::ClientContext ctx;
+    if (timeout_ms > 0) {
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    }
+    return stub->Classify(&ctx, req, &resp).error_code();
+  };
+  v1::ClassifyRequest two;
+  two.add_images()->set_encoded(Jpeg(200, 100));
+  two.add_images()->set_encoded(Png(50, 80, SPNG_COLOR_TYPE_TRUECOLOR, 8));
+  v1::ClassifyRequest one;
+  one.add_images()->set_encoded(Jpeg(64, 64));
+  EXPECT_EQ(call(two, 0), grpc::StatusCode::OK);
+  EXPECT_EQ(call(one, 30000), grpc::StatusCode::OK);  // with a deadline: within budget
+  v1::ClassifyRequest bad;
+  bad.add_images()->set_encoded("junk");
+  EXPECT_EQ(call(bad, 0), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ClassifyRequest unknown = one;
+  unknown.set_model("nope");
+  EXPECT_EQ(call(unknown, 0), grpc::StatusCode::NOT_FOUND);
+  v1::ClassifyRequest routed = one;
+  routed.set_policy("best");
+  EXPECT_EQ(call(routed, 0), grpc::StatusCode::OK);  // best: convnext_tiny on an idle server
+  v1::ClassifyRequest hopeless = one;  // ConvNeXt-T needs ~40 ms: dropped as soon as queued
+  hopeless.set_model("convnext_tiny");
+  EXPECT_EQ(call(hopeless, 25), grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  const std::string text = HttpGet(metrics_port, "/metrics");
+  ASSERT_FALSE(text.empty());
+  const std::string r = "model=\"regnet_y_400mf\"";
+  EXPECT_EQ(Sample(text, "visionserve_requests_total{code=\"OK\"," + r + ",rpc=\"Classify\"}"), 2);
+  EXPECT_EQ(Sample(text, "visionserve_requests_total{code=\"INVALID_ARGUMENT\"," + r +
+                             ",rpc=\"Classify\"}"),
+            1);
+  EXPECT_EQ(
+      Sample(text, "visionserve_requests_total{code=\"NOT_FOUND\",model=\"\",rpc=\"Classify\"}"),
+      1);
+  EXPECT_EQ(Sample(text, "visionserve_inferred_images_total{" + r + "}"), 3);
+  EXPECT_EQ(Sample(text, "visionserve_preprocess_duration_seconds_count{" + r + "}"), 3);
+  EXPECT_EQ(Sample(text, "visionserve_queue_duration_seconds_count{" + r + "}"), 3);
+  EXPECT_EQ(Sample(text, "visionserve_request_duration_seconds_count{" + r + ",rpc=\"Classify\"}"),
+            3);
+  EXPECT_EQ(Sample(text, "visionserve_budget_requests_total{" + r + ",outcome=\"within_budget\"}"),
+            1);
+  EXPECT_EQ(
+      Sample(text, "visionserve_policy_decisions_total{model=\"convnext_tiny\",policy=\"best\"}"),
+      1);
+  const std::string c = "model=\"convnext_tiny\"";
+  EXPECT_EQ(Sample(text, "visionserve_dropped_images_total{" + c + ",reason=\"deadline\"}"), 1);
+  EXPECT_EQ(Sample(text, "visionserve_dropped_images_total{" + c + ",reason=\"cancelled\"}"), 0);
+  EXPECT_EQ(Sample(text, "visionserve_requests_total{code=\"DEADLINE_EXCEEDED\"," + c +
+                             ",rpc=\"Classify\"}"),
+            1);
+  EXPECT_EQ(Sample(text, "visionserve_budget_requests_total{" + c + ",outcome=\"past_budget\"}"),
+            1);
+  EXPECT_EQ(Sample(text, "visionserve_inferred_images_total{" + c + "}"), 1);  // only `best`
+  EXPECT_EQ(Sample(text, "visionserve_model_state{" + r + ",state=\"READY\"}"), 1);
+  EXPECT_EQ(Sample(text, "visionserve_queue_depth_images{" + r + "}"), 0);
+  EXPECT_GT(Sample(text, "visionserve_process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(Sample(text, "visionserve_process_threads"), 2);
+  const double batches = Sample(text, "visionserve_batches_total{" + r + "}");
+  EXPECT_GE(batches, 1);
+  EXPECT_LE(batches, 3);
+  EXPECT_EQ(Sample(text, "visionserve_batch_size_images_sum{" + r + "}"), 3);
+
+  // The exposition is valid for Prometheus (promtool from Debian's prometheus package).
+  const std::string file = "/tmp/vs_metrics_" + std::to_string(getpid()) + ".txt";
+  std::ofstream(file) << text;
+  const int rc =
+      std::system(("promtool check metrics < " + file + " > " + file + ".out 2>&1").c_str());
+  std::ifstream in(file + ".out");
+  std::stringstream lint;
+  lint << in.rdbuf();
+  EXPECT_EQ(rc, 0) << "promtool check metrics (install Debian's prometheus package):\n"
+                   << lint.str();
+  std::remove(file.c_str());
+  std::remove((file + ".out").c_str());
+  EXPECT_EQ(server.Stop(SIGTERM, std::chrono::seconds(30)), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Lifecycle: separate server processes.
 
 TEST(ServerLifecycleE2ETest, SigtermDrainsRequestsInFlightThenExitsZero) {
-  ServerProcess server(VISIONSERVE_BINARY, {"--drain-timeout-s", "20"});
+  // Generous timeouts: sanitizer builds run the models several times slower.
+  ServerProcess server(VISIONSERVE_BINARY, {"--drain-timeout-s", "120"});
   ASSERT_TRUE(server.ok());
   ASSERT_TRUE(server.WaitForOutput("SERVING", std::chrono::seconds(120))) << server.output();
   auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
@@ -547,7 +680,7 @@ TEST(ServerLifecycleE2ETest, SigtermDrainsRequestsInFlightThenExitsZero) {
   for (int i = 0; i < kCalls; ++i) {
     auto c = std::make_unique<Call>();
     c->req.set_model("convnext_tiny");
-    for (int k = 0; k < 4; ++k) c->req.add_images()->set_encoded(img);  // ~0.5 s of work
+    for (int k = 0; k < 4; ++k) c->req.add_images()->set_encoded(img);  // ~1 s of work
     Call* p = c.get();
     stub->async()->Classify(&p->ctx, &p->req, &p->resp, [p](grpc::Status s) {
       p->status = s;
@@ -575,7 +708,7 @@ TEST(ServerLifecycleE2ETest, SigtermDrainsRequestsInFlightThenExitsZero) {
     EXPECT_TRUE(c->status.ok()) << c->status.error_message();
     EXPECT_EQ(c->resp.results_size(), 4);
   }
-  EXPECT_EQ(server.WaitExit(std::chrono::seconds(30)), 0) << server.output();
+  EXPECT_EQ(server.WaitExit(std::chrono::seconds(150)), 0) << server.output();
   EXPECT_NE(server.output().find("visionserve: stopped"), std::string::npos);
 }
 
