@@ -1,9 +1,9 @@
 #pragma once
 
-// Time source of the batcher and the policy router: microseconds on a monotonic clock. Tests
-// inject a FakeClock and drive time by hand; nothing in batching/ or policy/ sleeps.
+// Time source of the batcher and the policy router: microseconds on a monotonic clock. The
+// decision logic (BatchQueue::Poll, policy::Choose) takes the time as an argument, so its tests
+// drive time by hand; DynamicBatcher takes a Clock.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -30,18 +30,6 @@ class SteadyClock final : public Clock {
     static SteadyClock clock;
     return &clock;
   }
-};
-
-// A clock that only moves when told to.
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(int64_t start_us = 1'000'000) : now_(start_us) {}
-  int64_t NowMicros() const override { return now_.load(); }
-  void Advance(int64_t us) { now_.fetch_add(us); }
-  void Set(int64_t us) { now_.store(us); }
-
- private:
-  std::atomic<int64_t> now_;
 };
 
 }  // namespace visionserve::batching
