@@ -202,7 +202,7 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
   const auto& b = c.batching();
   batching::BatchingOptions& o = s.batching;
   if (b.max_batch_size() > 0) o.max_batch_size = b.max_batch_size();
-  if (b.max_queue_delay_us() > 0) o.max_queue_delay_us = b.max_queue_delay_us();
+  if (b.has_max_queue_delay_us()) o.max_queue_delay_us = b.max_queue_delay_us();
   o.preferred_batch_sizes.assign(b.preferred_batch_sizes().begin(),
                                  b.preferred_batch_sizes().end());
   if (b.max_queue_size() > 0) o.max_queue_size = b.max_queue_size();

@@ -58,6 +58,11 @@ TEST(ModelConfigTest, OverridesAreApplied) {
   EXPECT_EQ(spec->stddev[2], 1);
   EXPECT_EQ(spec->batching.instances, 2);
   EXPECT_EQ(spec->batching.preferred_batch_sizes, (std::vector<int>{4, 8}));
+  EXPECT_EQ(spec->batching.max_queue_delay_us, 2000);  // unset: the default
+  auto no_wait =
+      Resolve(Parse("name: \"x\" variant: \"resnet50\" batching { max_queue_delay_us: 0 }"));
+  ASSERT_TRUE(no_wait.ok()) << no_wait.status();
+  EXPECT_EQ(no_wait->batching.max_queue_delay_us, 0);  // an explicit 0 means no waiting
 }
 
 TEST(ModelConfigTest, ErrorsNameTheModelAndTheField) {
