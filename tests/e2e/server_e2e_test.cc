@@ -693,6 +693,19 @@ TEST(ServerLifecycleE2ETest, SigtermDrainsRequestsInFlightThenExitsZero) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   kill(server.pid(), SIGTERM);
   ASSERT_TRUE(server.WaitForOutput("draining", std::chrono::seconds(10)));
+  {
+    // Health says NOT_SERVING while draining (or the port is already closed).
+    auto h = health::Health::NewStub(channel);
+    health::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status s = h->Check(&ctx, health::HealthCheckRequest(), &resp);
+    if (s.ok()) {
+      EXPECT_EQ(resp.status(), health::HealthCheckResponse::NOT_SERVING);
+    } else {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+    }
+  }
   // New work is refused while draining (or the port is already closed).
   {
     v1::ClassifyRequest req;
