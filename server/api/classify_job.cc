@@ -23,17 +23,6 @@ struct ClassifyJob::Item {
 
 namespace {
 
-preprocess::ClassifySpec SpecOf(const repository::ModelSpec& m) {
-  preprocess::ClassifySpec s;
-  s.resize_size = m.resize_size;
-  s.crop_size = m.input_size;
-  s.interpolation =
-      m.bicubic ? preprocess::Interpolation::kBicubic : preprocess::Interpolation::kBilinear;
-  s.mean = m.mean;
-  s.stddev = m.stddev;
-  return s;
-}
-
 absl::Status PreprocessImage(const v1::Image& image, const preprocess::ClassifySpec& spec,
                              const preprocess::Limits& limits, std::span<float> out) {
   switch (image.data_case()) {
@@ -239,8 +228,8 @@ void ClassifyJob::Preprocess(int index) {
   if (completed_.load(std::memory_order_acquire)) return;  // an earlier image failed
   Item& item = items_[index];
   const int64_t t0 = SteadyClock::Get()->NowMicros();
-  absl::Status s =
-      PreprocessImage(request_->images(index), SpecOf(model_->spec()), options_.limits, item.input);
+  absl::Status s = PreprocessImage(request_->images(index), model_->preprocess_spec(),
+                                   options_.limits, item.input);
   item.preprocess_us = SteadyClock::Get()->NowMicros() - t0;
   if (!s.ok()) {
     return Fail(num_items_ > 1

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
@@ -19,12 +20,6 @@
 
 namespace visionserve::metrics {
 namespace {
-
-const char* const kCodeNames[kNumCodes] = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED"};
 
 prometheus::ClientMetric Value(double v) {
   prometheus::ClientMetric m;
@@ -215,8 +210,10 @@ ModelMetrics* ServerMetrics::AddModel(const std::string& model,
   for (int rpc = 0; rpc < kNumRpcs; ++rpc) {
     const std::string rpc_name = RpcName(static_cast<Rpc>(rpc));
     for (int code = 0; code < kNumCodes; ++code) {
-      h->requests[rpc][code] =
-          &requests_->Add({{"model", model}, {"rpc", rpc_name}, {"code", kCodeNames[code]}});
+      h->requests[rpc][code] = &requests_->Add(
+          {{"model", model},
+           {"rpc", rpc_name},
+           {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}});
     }
     h->request_seconds[rpc] =
         &request_seconds_->Add({{"model", model}, {"rpc", rpc_name}}, latency);

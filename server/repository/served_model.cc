@@ -25,8 +25,24 @@ const char* ModelStateName(ModelState s) {
   return "UNKNOWN";
 }
 
+namespace {
+
+preprocess::ClassifySpec PreprocessSpecOf(const ModelSpec& m) {
+  preprocess::ClassifySpec s;
+  s.resize_size = m.resize_size;
+  s.crop_size = m.input_size;
+  s.interpolation =
+      m.bicubic ? preprocess::Interpolation::kBicubic : preprocess::Interpolation::kBilinear;
+  s.mean = m.mean;
+  s.stddev = m.stddev;
+  return s;
+}
+
+}  // namespace
+
 ServedModel::ServedModel(ModelSpec spec)
     : spec_(std::move(spec)),
+      preprocess_spec_(PreprocessSpecOf(spec_)),
       weights_(absl::StrCat("synthetic (seed ", spec_.seed, ")")),
       profile_(spec_.batching.max_batch_size) {}
 

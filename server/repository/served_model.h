@@ -17,6 +17,7 @@
 #include "server/batching/dynamic_batcher.h"
 #include "server/metrics/metrics.h"
 #include "server/policy/latency_profile.h"
+#include "server/preprocess/preprocess.h"
 #include "server/repository/model_config.h"
 
 namespace visionserve::repository {
@@ -38,6 +39,8 @@ class ServedModel {
   ModelState state() const { return state_.load(std::memory_order_acquire); }
   std::string state_reason() const;
   const ModelSpec& spec() const { return spec_; }
+  // The spec's preprocessing in the form preprocess:: takes (built once).
+  const preprocess::ClassifySpec& preprocess_spec() const { return preprocess_spec_; }
   // Weights provenance, e.g. "synthetic (seed 0)".
   const std::string& weights() const { return weights_; }
   int64_t input_floats() const { return int64_t{spec_.input_size} * spec_.input_size * 3; }
@@ -55,6 +58,7 @@ class ServedModel {
   absl::Status Warm();
 
   const ModelSpec spec_;
+  const preprocess::ClassifySpec preprocess_spec_;
   std::string weights_;
   std::atomic<ModelState> state_{ModelState::kLoading};
   mutable absl::Mutex mu_;
