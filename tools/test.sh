@@ -15,6 +15,7 @@ done
 tools/setup.sh
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/visionserve-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}  # relative paths: clones and worktrees share hits
 JOBS=${JOBS:-$(nproc)}
 
 build() {  # build DIR [cmake args...]
