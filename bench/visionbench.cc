@@ -1,6 +1,8 @@
 // visionbench: end-to-end engine throughput and latency for zoo models.
 //
 //   visionbench --model convnext_tiny --batch 1,8,32 --threads 2 --seconds 10 [--json]
+//   visionbench --onnx convnext_tiny.onnx --batch 1,8,32     (an ONNX export, e.g. torchvision's)
+//   visionbench --model convnext_tiny --weights convnext_tiny.onnx
 //
 // Per batch size: img/s, latency p50/p99 (ms), GFLOP/s and peak RSS (MiB, reset per batch
 // size through /proc/self/clear_refs). --json prints one object per line.
@@ -22,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "engine/executor.h"
 #include "models/catalog.h"
+#include "models/onnx.h"
 #include "models/zoo.h"
 
 ABSL_FLAG(std::string, model, "regnet_y_400mf", "zoo model name (--list to see all)");
@@ -34,6 +37,10 @@ ABSL_FLAG(std::string, isa, "", "kernel set: portable, avx2, avx512 (default: be
 ABSL_FLAG(bool, json, false, "one JSON object per batch size instead of a table");
 ABSL_FLAG(bool, plan, false, "print each batch size's plan (ops, kernels, arena)");
 ABSL_FLAG(bool, profile, false, "print the time of each plan step (median of the runs)");
+ABSL_FLAG(std::string, onnx, "",
+          "benchmark an ONNX model file instead of a zoo model (e.g. a torchvision export)");
+ABSL_FLAG(std::string, weights, "",
+          "load the zoo model's weights from this ONNX export of the same architecture");
 ABSL_FLAG(bool, list, false, "list the zoo's models and exit");
 
 namespace {
@@ -128,10 +135,25 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const std::string name = absl::GetFlag(FLAGS_model);
+  std::string name = absl::GetFlag(FLAGS_model);
   models::BuildOptions bo;
   bo.input_size = absl::GetFlag(FLAGS_input_size);
-  auto graph = models::BuildModel(name, bo);
+  absl::StatusOr<visionserve::engine::Graph> graph;
+  if (const std::string onnx = absl::GetFlag(FLAGS_onnx); !onnx.empty()) {
+    models::OnnxImportOptions io;
+    io.input_size = bo.input_size;
+    auto imported = models::ImportOnnxFile(onnx, io);
+    if (imported.ok()) {
+      graph = std::move(imported->graph);
+      name = onnx.substr(onnx.find_last_of('/') + 1);
+    } else {
+      graph = imported.status();
+    }
+  } else if (const std::string weights = absl::GetFlag(FLAGS_weights); !weights.empty()) {
+    graph = models::BuildModelWithOnnxWeights(name, weights, bo);
+  } else {
+    graph = models::BuildModel(name, bo);
+  }
   if (!graph.ok()) {
     std::fprintf(stderr, "%s\n", graph.status().ToString().c_str());
     return 1;

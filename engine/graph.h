@@ -170,6 +170,7 @@ class Graph {
   // A fused squeeze-excite with torchvision's SqueezeExcitation param names (<prefix>.fc1.*).
   ValueId SqueezeExcite(ValueId x, const SqueezeExciteAttrs& attrs, std::string_view prefix);
   void MarkOutput(ValueId v) { outputs_.push_back(v); }
+  void RenameValue(ValueId v, std::string name) { values_[v].name = std::move(name); }
 
   // Low-level: appends a node whose output value the caller describes.
   ValueId AddNode(Node node, Dims out_dims);

@@ -12,6 +12,8 @@ PACKAGES=(
   grpc-proto python3-grpcio python3-protobuf python3-numpy python3-pil
   # metrics tests: promtool and a real Prometheus server; YAML for the deploy files
   prometheus python3-yaml
+  # ONNX: the schema (onnx.proto) for the build; torch, torchvision and onnx for parity tests
+  libonnx-dev python3-torch python3-torchvision python3-onnx
 )
 
 missing=()

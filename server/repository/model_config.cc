@@ -11,6 +11,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "models/labels.h"
+#include "models/onnx.h"
 
 namespace visionserve::repository {
 namespace {
@@ -103,6 +104,9 @@ absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& d
     auto config = ParseModelConfig(*text, path.string());
     if (!config.ok()) return config.status();
     if (config->name().empty()) config->set_name(default_name);
+    if (!config->weights().empty() && fs::path(config->weights()).is_relative()) {
+      config->set_weights((path.parent_path() / config->weights()).string());
+    }
     if (!names.insert(config->name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("model name \"", config->name(), "\" is used twice (", path.string(), ")"));
@@ -129,6 +133,15 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
   s.info = *info;
   s.version = c.version() > 0 ? c.version() : 1;
   s.seed = c.seed();
+  if (!c.weights().empty()) {
+    auto sha = models::Sha256OfFile(c.weights());
+    if (!sha.ok()) {
+      return absl::Status(sha.status().code(),
+                          absl::StrCat(who, "weights: ", sha.status().message()));
+    }
+    s.weights_path = c.weights();
+    s.weights_sha256 = *sha;
+  }
   s.input_size = c.input_size() > 0 ? c.input_size() : s.info->input_size;
   if (s.input_size < 32 || s.input_size > 2048) {
     return absl::InvalidArgumentError(

@@ -23,6 +23,8 @@ struct ModelSpec {
   const models::ModelInfo* info = nullptr;  // zoo variant
   int64_t version = 1;
   uint64_t seed = 0;
+  std::string weights_path;    // ONNX file whose weights load; empty: synthetic from seed
+  std::string weights_sha256;  // its hash at resolve time
   int input_size = 224;
   int num_classes = 1000;
   std::vector<std::string> labels;  // num_classes names

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "models/onnx.h"
 #include "models/zoo.h"
 
 namespace visionserve::repository {
@@ -43,7 +44,9 @@ preprocess::ClassifySpec PreprocessSpecOf(const ModelSpec& m) {
 ServedModel::ServedModel(ModelSpec spec)
     : spec_(std::move(spec)),
       preprocess_spec_(PreprocessSpecOf(spec_)),
-      weights_(absl::StrCat("synthetic (seed ", spec_.seed, ")")),
+      weights_(spec_.weights_path.empty()
+                   ? absl::StrCat("synthetic (seed ", spec_.seed, ")")
+                   : absl::StrCat(spec_.weights_path, " (sha256 ", spec_.weights_sha256, ")")),
       profile_(spec_.batching.max_batch_size) {}
 
 ServedModel::~ServedModel() {
@@ -73,7 +76,19 @@ absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
   build.num_classes = spec_.num_classes;
   build.input_size = spec_.input_size;
   build.seed = spec_.seed;
-  auto graph = models::BuildModel(spec_.info->name, build);
+  absl::StatusOr<engine::Graph> graph;
+  if (spec_.weights_path.empty()) {
+    graph = models::BuildModel(spec_.info->name, build);
+  } else {
+    models::OnnxModelInfo file;
+    graph =
+        models::BuildModelWithOnnxWeights(spec_.info->name, spec_.weights_path, build, {}, &file);
+    if (graph.ok() && file.sha256 != spec_.weights_sha256) {
+      graph = absl::FailedPreconditionError(
+          absl::StrCat(spec_.weights_path, " changed while the server started (sha256 ",
+                       file.sha256, ", expected ", spec_.weights_sha256, ")"));
+    }
+  }
   if (!graph.ok()) return fail(graph.status());
   engine::CompileOptions copts;
   copts.pool = std::move(pool);

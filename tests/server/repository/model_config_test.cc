@@ -4,8 +4,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/executor.h"
 #include "gtest/gtest.h"
+#include "models/onnx.h"
+#include "models/zoo.h"
 #include "server/api/status.h"
+#include "server/repository/served_model.h"
 
 namespace visionserve::repository {
 namespace {
@@ -131,6 +135,50 @@ TEST(ModelConfigTest, ReadsARepositoryFolder) {
   EXPECT_NE(ReadRepository(dir.string()).status().message().find("used twice"), std::string::npos);
   EXPECT_EQ(ReadRepository((dir / "missing").string()).status().code(),
             absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+TEST(ModelConfigTest, WeightsLoadFromAnOnnxFileBesideTheConfig) {
+  const fs::path dir = fs::temp_directory_path() / ("repo_onnx_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  auto source = models::BuildModel("mobilenet_v3_small", {.input_size = 64, .seed = 5});
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(models::ExportOnnxFile(*source, (dir / "mnv3.onnx").string()).ok());
+  auto wrong = models::BuildModel("mobilenet_v2", {.input_size = 64});
+  ASSERT_TRUE(wrong.ok());
+  ASSERT_TRUE(models::ExportOnnxFile(*wrong, (dir / "mnv2.onnx").string()).ok());
+  std::ofstream(dir / "good.pbtxt")
+      << "variant: \"mobilenet_v3_small\" input_size: 64 weights: \"mnv3.onnx\"";
+  std::ofstream(dir / "wrong.pbtxt")
+      << "variant: \"mobilenet_v3_small\" input_size: 64 weights: \"mnv2.onnx\"";
+  auto configs = ReadRepository(dir.string());
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  ASSERT_EQ(configs->size(), 2u);
+  EXPECT_EQ((*configs)[0].weights(), (dir / "mnv3.onnx").string());  // relative to the config
+
+  auto spec = Resolve((*configs)[0]);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto sha = models::Sha256OfFile((dir / "mnv3.onnx").string());
+  ASSERT_TRUE(sha.ok());
+  EXPECT_EQ(spec->weights_sha256, *sha);
+  auto pool = std::make_shared<engine::ThreadPool>(1);
+  ServedModel good(*spec);
+  EXPECT_EQ(good.weights(), (dir / "mnv3.onnx").string() + " (sha256 " + *sha + ")");
+  ASSERT_TRUE(good.Load(pool).ok());
+  EXPECT_EQ(good.state(), ModelState::kReady);
+
+  auto wrong_spec = Resolve((*configs)[1]);
+  ASSERT_TRUE(wrong_spec.ok()) << wrong_spec.status();
+  ServedModel bad(*wrong_spec);
+  absl::Status s = bad.Load(pool);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("is not a mobilenet_v3_small"), std::string::npos) << s;
+  EXPECT_EQ(bad.state(), ModelState::kFailed);
+
+  auto missing = Resolve(Parse("name: \"m\" variant: \"resnet50\" weights: \"/nonexistent.onnx\""));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("model \"m\": weights:"), std::string::npos)
+      << missing.status();
   fs::remove_all(dir);
 }
 
