@@ -31,9 +31,9 @@ int64_t ConvOut(int64_t in, int k, int stride, int pad_a, int pad_b, int dilatio
 
 std::string_view OpTypeName(OpType type) {
   static constexpr std::string_view kNames[] = {
-      "Input",  "Conv2D",       "BatchNorm",    "Activation",    "Add",
-      "Mul",    "ChannelScale", "LayerNorm",    "GlobalAvgPool", "MaxPool",
-      "Linear", "Softmax",      "SqueezeExcite"};
+      "Input",  "Conv2D",       "BatchNorm",     "Activation",    "Add",
+      "Mul",    "ChannelScale", "LayerNorm",     "GlobalAvgPool", "MaxPool",
+      "Linear", "Softmax",      "SqueezeExcite", "Upsample",      "Concat"};
   static_assert(std::size(kNames) == static_cast<size_t>(OpType::kCount),
                 "every OpType needs a name");
   return kNames[static_cast<size_t>(type)];
@@ -229,6 +229,33 @@ ValueId Graph::SqueezeExcite(ValueId x, const SqueezeExciteAttrs& a, std::string
       NewParam(absl::StrCat(Sv(prefix), ".fc2.weight"), {c, s, 1, 1}, ParamRole::kWeight, s),
       NewParam(absl::StrCat(Sv(prefix), ".fc2.bias"), {c}, ParamRole::kBias, s)};
   return AddNode(std::move(n), value(x).dims);
+}
+
+ValueId Graph::Upsample(ValueId x, int factor_h, int factor_w) {
+  VS_GRAPH_CHECK(factor_h >= 1 && factor_h <= 16 && factor_w >= 1 && factor_w <= 16,
+                 "Upsample: factors must be in [1, 16]");
+  const Dims& in = value(x).dims;
+  Node n;
+  n.type = OpType::kUpsample;
+  n.inputs = {x};
+  n.attrs = UpsampleAttrs{factor_h, factor_w};
+  return AddNode(std::move(n), Dims{in.h * factor_h, in.w * factor_w, in.c});
+}
+
+ValueId Graph::Concat(std::span<const ValueId> xs) {
+  VS_GRAPH_CHECK(!xs.empty(), "Concat: no inputs");
+  Dims out = value(xs[0]).dims;
+  out.c = 0;
+  for (ValueId v : xs) {
+    VS_GRAPH_CHECK(value(v).dims.h == out.h && value(v).dims.w == out.w,
+                   absl::StrCat("Concat: spatial sizes differ ", value(xs[0]).dims.ToString(),
+                                " vs ", value(v).dims.ToString()));
+    out.c += value(v).dims.c;
+  }
+  Node n;
+  n.type = OpType::kConcat;
+  n.inputs.assign(xs.begin(), xs.end());
+  return AddNode(std::move(n), out);
 }
 
 std::vector<int32_t> Graph::UseCounts() const {

@@ -40,6 +40,9 @@ enum class OpType : uint8_t {
   kSoftmax,        // inputs: x 1×1×C
   kSqueezeExcite,  // inputs: x; params: fc1.weight [S,C,1,1], fc1.bias, fc2.weight [C,S,1,1],
                    // fc2.bias. x * gate(fc2(act(fc1(avgpool(x)))))
+  kUpsample,       // inputs: x -> nearest-neighbour upsampling by integer factors (torch's
+                   // nn.Upsample(scale_factor=f, mode="nearest")): out[y][x] = in[y/fh][x/fw]
+  kConcat,         // inputs: x0, x1, ... (same H, W) -> their channels, concatenated in order
   kCount,
 };
 std::string_view OpTypeName(OpType type);
@@ -91,14 +94,19 @@ struct LinearAttrs {
   bool fused_residual = false;
 };
 
+struct UpsampleAttrs {
+  int factor_h = 2, factor_w = 2;
+};
+
 struct SqueezeExciteAttrs {
   int64_t squeeze_channels = 0;
   Activation inner_act = Activation::kReLU;
   Activation gate_act = Activation::kSigmoid;
 };
 
-using OpAttrs = std::variant<std::monostate, Conv2DAttrs, BatchNormAttrs, ActivationAttrs, AddAttrs,
-                             LayerNormAttrs, MaxPoolAttrs, LinearAttrs, SqueezeExciteAttrs>;
+using OpAttrs =
+    std::variant<std::monostate, Conv2DAttrs, BatchNormAttrs, ActivationAttrs, AddAttrs,
+                 LayerNormAttrs, MaxPoolAttrs, LinearAttrs, SqueezeExciteAttrs, UpsampleAttrs>;
 
 // What a parameter is for: decides synthetic initialisation and what passes may fold.
 enum class ParamRole : uint8_t {
@@ -169,6 +177,10 @@ class Graph {
   ValueId Softmax(ValueId x);
   // A fused squeeze-excite with torchvision's SqueezeExcitation param names (<prefix>.fc1.*).
   ValueId SqueezeExcite(ValueId x, const SqueezeExciteAttrs& attrs, std::string_view prefix);
+  // Nearest-neighbour upsampling by integer factors in [1, 16].
+  ValueId Upsample(ValueId x, int factor_h, int factor_w);
+  // Channel concatenation of one or more values with the same height and width.
+  ValueId Concat(std::span<const ValueId> xs);
   void MarkOutput(ValueId v) { outputs_.push_back(v); }
   void RenameValue(ValueId v, std::string name) { values_[v].name = std::move(name); }
 

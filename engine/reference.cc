@@ -148,6 +148,30 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
       }
       return absl::OkStatus();
     }
+    case OpType::kUpsample: {
+      const auto& a = node.attr<UpsampleAttrs>();
+      for (int64_t n = 0; n < batch; ++n) {
+        for (int64_t y = 0; y < od.h; ++y) {
+          for (int64_t x = 0; x < od.w; ++x) {
+            for (int64_t k = 0; k < c; ++k) {
+              o[((n * od.h + y) * od.w + x) * c + k] =
+                  At(*in[0], n, y / a.factor_h, x / a.factor_w, k);
+            }
+          }
+        }
+      }
+      return absl::OkStatus();
+    }
+    case OpType::kConcat:
+      for (int64_t i = 0; i < pixels; ++i) {
+        int64_t k0 = 0;
+        for (const Tensor* t : in) {
+          const int64_t ck = t->dims().c;
+          for (int64_t k = 0; k < ck; ++k) o[i * c + k0 + k] = t->data()[i * ck + k];
+          k0 += ck;
+        }
+      }
+      return absl::OkStatus();
     case OpType::kGlobalAvgPool: {
       const Dims& id = in[0]->dims();
       for (int64_t n = 0; n < batch; ++n) {

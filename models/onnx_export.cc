@@ -347,6 +347,37 @@ class Exporter {
         y = Tensor{Out(Add("Mul", {x.name, t.name})), 4};
         break;
       }
+      case OpType::kUpsample: {
+        const auto& a = n.attr<engine::UpsampleAttrs>();
+        onnx::NodeProto* r = Add(
+            "Resize",
+            {To4D(in(0)).name, "",
+             Init(Fresh("scales"), {4},
+                  {1.0f, 1.0f, static_cast<float>(a.factor_h), static_cast<float>(a.factor_w)})});
+        onnx::AttributeProto* attr = r->add_attribute();
+        attr->set_name("mode");
+        attr->set_type(onnx::AttributeProto::STRING);
+        attr->set_s("nearest");
+        attr = r->add_attribute();
+        attr->set_name("coordinate_transformation_mode");
+        attr->set_type(onnx::AttributeProto::STRING);
+        attr->set_s("asymmetric");
+        attr = r->add_attribute();
+        attr->set_name("nearest_mode");
+        attr->set_type(onnx::AttributeProto::STRING);
+        attr->set_s("floor");
+        y = Tensor{Out(r), 4};
+        break;
+      }
+      case OpType::kConcat: {
+        std::vector<std::string> names;
+        for (size_t k = 0; k < n.inputs.size(); ++k)
+          names.push_back(To4D(in(static_cast<int>(k))).name);
+        onnx::NodeProto* c = Add("Concat", names);
+        IntAttr(c, "axis", 1);
+        y = Tensor{Out(c), 4};
+        break;
+      }
       default:
         return absl::UnimplementedError(
             absl::StrCat("cannot export op ", std::string(engine::OpTypeName(n.type))));

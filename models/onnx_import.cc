@@ -578,6 +578,8 @@ class Importer {
     if (op == "MaxPool") return MaxPool(i);
     if (op == "Softmax") return Softmax(i);
     if (op == "LayerNormalization") return LayerNormalization(i);
+    if (op == "Resize") return Resize(i);
+    if (op == "Concat") return Concat(i);
     return NodeError(i, absl::StrCat("op type '", op, "' is not supported"),
                      absl::StatusCode::kUnimplemented);
   }
@@ -1133,6 +1135,84 @@ class Importer {
                        absl::StatusCode::kUnimplemented);
     }
     Bind(i, With(*x, g_.Softmax(x->v)));
+    return absl::OkStatus();
+  }
+
+  // Nearest-neighbour Resize by integer factors (torch's nn.Upsample(mode="nearest")), for
+  // coordinate modes where that is exactly out[y] = in[y / f].
+  absl::Status Resize(int i) {
+    const onnx::NodeProto& n = g_proto_.node(i);
+    absl::StatusOr<Act> x = ActIn(i, 0);
+    if (!x.ok()) return x.status();
+    if (!x->IsNchw())
+      return NodeError(i, "Resize input must be in NCHW layout", absl::StatusCode::kUnimplemented);
+    auto str = [&](const char* name, const char* dflt) {
+      const onnx::AttributeProto* a = internal::FindAttr(n, name);
+      return a == nullptr ? std::string(dflt) : a->s();
+    };
+    const std::string mode = str("mode", "nearest");
+    const std::string coord = str("coordinate_transformation_mode", "half_pixel");
+    const std::string nearest = str("nearest_mode", "round_prefer_floor");
+    const bool exact = (coord == "asymmetric" && nearest == "floor") ||
+                       ((coord == "half_pixel" || coord == "pytorch_half_pixel") &&
+                        (nearest == "round_prefer_floor" || nearest == "round_prefer_ceil"));
+    if (mode != "nearest" || !exact) {
+      return NodeError(
+          i,
+          absl::StrCat("Resize mode '", mode, "' with coordinate_transformation_mode '", coord,
+                       "' and nearest_mode '", nearest,
+                       "' is not supported (nearest-neighbour upsampling by integer factors only)"),
+          absl::StatusCode::kUnimplemented);
+    }
+    const Dims d = DimsOf(*x);
+    double fh = 0, fw = 0;
+    const Const* scales = n.input_size() > 2 && !n.input(2).empty() ? ConstOf(n.input(2)) : nullptr;
+    const Const* sizes = n.input_size() > 3 && !n.input(3).empty() ? ConstOf(n.input(3)) : nullptr;
+    if (scales != nullptr && scales->numel() == 4) {
+      if (scales->At(0) != 1 || scales->At(1) != 1)
+        return NodeError(i, "Resize may scale height and width only");
+      fh = scales->At(2);
+      fw = scales->At(3);
+    } else if (sizes != nullptr && sizes->numel() == 4) {
+      if (sizes->At(1) != d.c) return NodeError(i, "Resize may scale height and width only");
+      fh = sizes->At(2) / static_cast<double>(d.h);
+      fw = sizes->At(3) / static_cast<double>(d.w);
+    } else {
+      return NodeError(i, "Resize needs constant scales or sizes of 4 values",
+                       absl::StatusCode::kUnimplemented);
+    }
+    if (fh != std::floor(fh) || fw != std::floor(fw) || fh < 1 || fw < 1 || fh > 16 || fw > 16) {
+      return NodeError(
+          i,
+          absl::StrCat("Resize by ", fh, "×", fw, " is not supported (integer factors 1–16 only)"),
+          absl::StatusCode::kUnimplemented);
+    }
+    Bind(i, With(*x, g_.Upsample(x->v, static_cast<int>(fh), static_cast<int>(fw))));
+    return absl::OkStatus();
+  }
+
+  absl::Status Concat(int i) {
+    const onnx::NodeProto& n = g_proto_.node(i);
+    absl::StatusOr<int64_t> axis = internal::IntAttr(n, "axis", 1);
+    if (!axis.ok()) return NodeError(i, axis.status().message());
+    std::vector<ValueId> parts;
+    Act first;
+    for (int k = 0; k < n.input_size(); ++k) {
+      absl::StatusOr<Act> x = ActIn(i, k);
+      if (!x.ok()) return x.status();
+      if (k == 0) first = *x;
+      const int64_t a = *axis < 0 ? *axis + x->rank : *axis;
+      if (x->rank != first.rank || x->phys != first.phys || a < 0 || a >= x->rank ||
+          x->phys[a] != 3 || DimsOf(*x).h != DimsOf(first).h || DimsOf(*x).w != DimsOf(first).w) {
+        return NodeError(i,
+                         "Concat is supported along the channel axis of feature maps with equal "
+                         "layouts and spatial sizes only",
+                         absl::StatusCode::kUnimplemented);
+      }
+      parts.push_back(x->v);
+    }
+    if (parts.empty()) return NodeError(i, "Concat has no inputs");
+    Bind(i, With(first, g_.Concat(parts)));
     return absl::OkStatus();
   }
 

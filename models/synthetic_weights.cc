@@ -452,6 +452,17 @@ class Initializer {
       }
       case OpType::kSqueezeExcite:
         return SqueezeExcite(n);
+      case OpType::kConcat: {
+        ChannelStats s;
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+          const ChannelStats& part = In(n, k);
+          s.mean.insert(s.mean.end(), part.mean.begin(), part.mean.end());
+          s.var.insert(s.var.end(), part.var.begin(), part.var.end());
+        }
+        return s;
+      }
+      case OpType::kUpsample:
+        return In(n, 0);
       case OpType::kInput:
       case OpType::kCount:
         break;

@@ -20,6 +20,8 @@ constexpr std::array<OpTraits, static_cast<size_t>(OpType::kCount)> kTraits = {{
     /* kLinear        */ {&CreateLinearOp, false},
     /* kSoftmax       */ {&CreateSoftmaxOp, true},
     /* kSqueezeExcite */ {&CreateSqueezeExciteOp, true},
+    /* kUpsample      */ {&CreateUpsampleOp, false},
+    /* kConcat        */ {&CreateConcatOp, false},
 }};
 static_assert(kTraits.size() == static_cast<size_t>(OpType::kCount),
               "register every OpType in kTraits");

@@ -35,6 +35,9 @@ OpResult CreateGlobalAvgPoolOp(const OpPlanInput& in);
 OpResult CreateMaxPoolOp(const OpPlanInput& in);
 // softmax.cc
 OpResult CreateSoftmaxOp(const OpPlanInput& in);
+// layout.cc: data movement
+OpResult CreateUpsampleOp(const OpPlanInput& in);
+OpResult CreateConcatOp(const OpPlanInput& in);
 // squeeze_excite.cc
 OpResult CreateSqueezeExciteOp(const OpPlanInput& in);
 

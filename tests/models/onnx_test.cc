@@ -81,6 +81,40 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(info.param.model) + "_opset" + std::to_string(info.param.opset);
     });
 
+TEST(OnnxExportTest, UpsampleAndConcatRoundTrip) {
+  Graph g;
+  engine::Conv2DAttrs down;
+  down.out_channels = 8;
+  down.kernel_h = down.kernel_w = 3;
+  down.stride_h = down.stride_w = 2;
+  down.pad_top = down.pad_left = down.pad_bottom = down.pad_right = 1;
+  const engine::ValueId x = g.Input("input", engine::Dims{16, 16, 3});
+  const engine::ValueId a = g.Conv2D(x, down, true, "a");
+  const engine::ValueId b = g.Conv2D(a, down, true, "b");
+  const engine::ValueId up = g.Upsample(b, 2, 2);
+  const engine::ValueId cat = g.Concat(std::vector<engine::ValueId>{up, a});
+  const engine::ValueId y = g.Linear(g.GlobalAvgPool(cat), 4, true, "fc");
+  g.MarkOutput(y);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (engine::Param& p : g.mutable_params()) {
+    p.data.resize(p.numel());
+    for (float& v : p.data) v = u(rng);
+  }
+  auto bytes = ExportOnnx(g);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto back = ImportOnnx(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  int upsamples = 0, concats = 0;
+  for (const engine::Node& n : back->graph.nodes()) {
+    upsamples += n.type == engine::OpType::kUpsample;
+    concats += n.type == engine::OpType::kConcat;
+  }
+  EXPECT_EQ(upsamples, 1);
+  EXPECT_EQ(concats, 1);
+  EXPECT_EQ(RunGraph(std::move(back->graph), 2, 4), RunGraph(std::move(g), 2, 4));
+}
+
 TEST(OnnxExportTest, RejectsOpsetsItCannotWrite) {
   auto zoo = BuildModel("mobilenet_v2", BuildOptions{.input_size = 32});
   ASSERT_TRUE(zoo.ok());

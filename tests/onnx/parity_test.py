@@ -68,6 +68,24 @@ def reinit(model, seed, size):
         model.eval()
 
 
+class ToyNeck(torch.nn.Module):
+    """A feature-pyramid step as detector necks build it: nearest upsample, concat, conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+        self.c3 = torch.nn.Conv2d(48, 24, 3, padding=1)
+        self.fc = torch.nn.Linear(24, 10)
+
+    def forward(self, x):
+        a = torch.relu(self.c1(x))
+        b = torch.relu(self.c2(a))
+        y = torch.nn.functional.silu(self.c3(torch.cat([self.up(b), a], 1)))
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
 def run(binary, args, inp, tmp):
     out = os.path.join(tmp, "out.f32")
     cmd = [binary, "run", *args, "--input", inp, "--batch", str(BATCH), "--output", out]
@@ -138,6 +156,19 @@ def main():
                     failures.append(f"{name}: zoo → ONNX → import differs by {np.abs(zoo - back).max()}")
                 else:
                     print(f"{name} round trip: identical ({zoo.size} logits)", flush=True)
+        # Upsample + Concat (Resize, Concat), as in detection necks.
+        torch.manual_seed(5)
+        neck = ToyNeck().eval()
+        reinit(neck, 6, 64)
+        x = torch.randn((BATCH, 3, 64, 64), generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            ref = neck(x).numpy()
+        path = os.path.join(tmp, "neck.onnx")
+        torch.onnx.export(neck, x[:1], path, opset_version=13, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}})
+        inp = os.path.join(tmp, "in.f32")
+        x.numpy().astype(np.float32).tofile(inp)
+        failures += compare("toy neck (Resize, Concat) import", ref, run(binary, [path], inp, tmp))
     for f in failures:
         print("FAIL", f)
     return 1 if failures else 0
