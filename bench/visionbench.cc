@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "engine/executor.h"
 #include "models/catalog.h"
+#include "models/detector.h"
 #include "models/onnx.h"
 #include "models/zoo.h"
 
@@ -118,6 +119,13 @@ int main(int argc, char** argv) {
       std::printf("%-22s %-13s %5d %12lld %8.3f %7.3f\n", m.name.c_str(), m.family.c_str(),
                   m.input_size, static_cast<long long>(m.params), m.gmacs, m.top1);
     }
+    std::printf("\n%-26s %-16s %5s %12s %8s %7s\n", "detector", "backbone", "size", "params",
+                "GMACs", "anchors");
+    for (const models::DetectorInfo& d : models::DetectorCatalog()) {
+      std::printf("%-26s %-16s %5d %12lld %8.3f %7lld\n", d.name.c_str(), d.backbone.c_str(),
+                  d.input_size, static_cast<long long>(d.params), d.gmacs,
+                  static_cast<long long>(d.anchors));
+    }
     return 0;
   }
 
@@ -151,6 +159,8 @@ int main(int argc, char** argv) {
     }
   } else if (const std::string weights = absl::GetFlag(FLAGS_weights); !weights.empty()) {
     graph = models::BuildModelWithOnnxWeights(name, weights, bo);
+  } else if (models::FindDetector(name).ok()) {
+    graph = models::BuildDetector(name, bo);
   } else {
     graph = models::BuildModel(name, bo);
   }

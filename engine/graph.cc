@@ -31,9 +31,9 @@ int64_t ConvOut(int64_t in, int k, int stride, int pad_a, int pad_b, int dilatio
 
 std::string_view OpTypeName(OpType type) {
   static constexpr std::string_view kNames[] = {
-      "Input",  "Conv2D",       "BatchNorm",     "Activation",    "Add",
-      "Mul",    "ChannelScale", "LayerNorm",     "GlobalAvgPool", "MaxPool",
-      "Linear", "Softmax",      "SqueezeExcite", "Upsample",      "Concat"};
+      "Input",         "Conv2D",    "BatchNorm",     "Activation",  "Add",    "Mul",
+      "ChannelScale",  "LayerNorm", "GlobalAvgPool", "MaxPool",     "Linear", "Softmax",
+      "SqueezeExcite", "Upsample",  "Concat",        "DetectDecode"};
   static_assert(std::size(kNames) == static_cast<size_t>(OpType::kCount),
                 "every OpType needs a name");
   return kNames[static_cast<size_t>(type)];
@@ -256,6 +256,25 @@ ValueId Graph::Concat(std::span<const ValueId> xs) {
   n.type = OpType::kConcat;
   n.inputs.assign(xs.begin(), xs.end());
   return AddNode(std::move(n), out);
+}
+
+ValueId Graph::DetectDecode(std::span<const ValueId> levels, const DetectDecodeAttrs& a) {
+  VS_GRAPH_CHECK(!levels.empty() && levels.size() == a.strides.size(),
+                 "DetectDecode: one stride per level");
+  VS_GRAPH_CHECK(a.num_classes >= 1 && a.reg_max >= 1, "DetectDecode: bad classes or reg_max");
+  int64_t anchors = 0;
+  for (ValueId v : levels) {
+    const Dims& d = value(v).dims;
+    VS_GRAPH_CHECK(d.c == 4 * a.reg_max + a.num_classes,
+                   absl::StrCat("DetectDecode: level has ", d.c, " channels, expected ",
+                                4 * a.reg_max + a.num_classes));
+    anchors += d.h * d.w;
+  }
+  Node n;
+  n.type = OpType::kDetectDecode;
+  n.inputs.assign(levels.begin(), levels.end());
+  n.attrs = a;
+  return AddNode(std::move(n), Dims{4 + a.num_classes, anchors, 1});
 }
 
 std::vector<int32_t> Graph::UseCounts() const {

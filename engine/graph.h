@@ -43,6 +43,8 @@ enum class OpType : uint8_t {
   kUpsample,       // inputs: x -> nearest-neighbour upsampling by integer factors (torch's
                    // nn.Upsample(scale_factor=f, mode="nearest")): out[y][x] = in[y/fh][x/fw]
   kConcat,         // inputs: x0, x1, ... (same H, W) -> their channels, concatenated in order
+  kDetectDecode,   // inputs: one head map per pyramid level [h, w, 4·reg_max + classes] ->
+                   // YOLOv8's output convention, dims {4 + classes, anchors, 1} (see attrs)
   kCount,
 };
 std::string_view OpTypeName(OpType type);
@@ -98,15 +100,26 @@ struct UpsampleAttrs {
   int factor_h = 2, factor_w = 2;
 };
 
+// Anchor-free detection head decode (YOLOv8's): every cell (x, y) of level l is an anchor at
+// ((x + 0.5)·s_l, (y + 0.5)·s_l); its 4·reg_max box logits are four distance distributions
+// (left, top, right, bottom; softmax over reg_max bins, expectation in cells) and its class
+// logits go through a sigmoid. Output row k of the [4 + classes, anchors] result: cx, cy, w, h in
+// input pixels, then the class scores; anchors run level by level, row-major.
+struct DetectDecodeAttrs {
+  int64_t num_classes = 80;
+  int reg_max = 16;
+  std::vector<int> strides;  // per input level, e.g. {8, 16, 32}
+};
+
 struct SqueezeExciteAttrs {
   int64_t squeeze_channels = 0;
   Activation inner_act = Activation::kReLU;
   Activation gate_act = Activation::kSigmoid;
 };
 
-using OpAttrs =
-    std::variant<std::monostate, Conv2DAttrs, BatchNormAttrs, ActivationAttrs, AddAttrs,
-                 LayerNormAttrs, MaxPoolAttrs, LinearAttrs, SqueezeExciteAttrs, UpsampleAttrs>;
+using OpAttrs = std::variant<std::monostate, Conv2DAttrs, BatchNormAttrs, ActivationAttrs, AddAttrs,
+                             LayerNormAttrs, MaxPoolAttrs, LinearAttrs, SqueezeExciteAttrs,
+                             UpsampleAttrs, DetectDecodeAttrs>;
 
 // What a parameter is for: decides synthetic initialisation and what passes may fold.
 enum class ParamRole : uint8_t {
@@ -181,6 +194,8 @@ class Graph {
   ValueId Upsample(ValueId x, int factor_h, int factor_w);
   // Channel concatenation of one or more values with the same height and width.
   ValueId Concat(std::span<const ValueId> xs);
+  // Decodes head maps (one per level, strides in attrs) into {4 + classes, anchors, 1}.
+  ValueId DetectDecode(std::span<const ValueId> levels, const DetectDecodeAttrs& attrs);
   void MarkOutput(ValueId v) { outputs_.push_back(v); }
   void RenameValue(ValueId v, std::string name) { values_[v].name = std::move(name); }
 

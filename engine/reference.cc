@@ -172,6 +172,47 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
         }
       }
       return absl::OkStatus();
+    case OpType::kDetectDecode: {
+      const auto& a = node.attr<DetectDecodeAttrs>();
+      const int64_t anchors = od.w, rows = od.h, r = a.reg_max;
+      for (int64_t n = 0; n < batch; ++n) {
+        float* img = o + n * rows * anchors;
+        int64_t anchor = 0;
+        for (size_t l = 0; l < in.size(); ++l) {
+          const Dims& d = in[l]->dims();
+          const double s = a.strides[l];
+          for (int64_t y = 0; y < d.h; ++y) {
+            for (int64_t x = 0; x < d.w; ++x, ++anchor) {
+              const float* px = in[l]->image(n) + (y * d.w + x) * d.c;
+              double dist[4];
+              for (int side = 0; side < 4; ++side) {
+                const float* bins = px + side * r;
+                double m = bins[0], sum = 0, e = 0;
+                for (int k = 1; k < r; ++k) m = std::max(m, double{bins[k]});
+                for (int k = 0; k < r; ++k) {
+                  const double w = std::exp(bins[k] - m);
+                  sum += w;
+                  e += w * k;
+                }
+                dist[side] = e / sum;
+              }
+              const double ax = x + 0.5, ay = y + 0.5;
+              const double x1 = ax - dist[0], y1 = ay - dist[1], x2 = ax + dist[2],
+                           y2 = ay + dist[3];
+              img[0 * anchors + anchor] = static_cast<float>((x1 + x2) / 2 * s);
+              img[1 * anchors + anchor] = static_cast<float>((y1 + y2) / 2 * s);
+              img[2 * anchors + anchor] = static_cast<float>((x2 - x1) * s);
+              img[3 * anchors + anchor] = static_cast<float>((y2 - y1) * s);
+              for (int64_t k = 0; k < a.num_classes; ++k) {
+                img[(4 + k) * anchors + anchor] =
+                    static_cast<float>(ReferenceActivation(Activation::kSigmoid, px[4 * r + k]));
+              }
+            }
+          }
+        }
+      }
+      return absl::OkStatus();
+    }
     case OpType::kGlobalAvgPool: {
       const Dims& id = in[0]->dims();
       for (int64_t n = 0; n < batch; ++n) {

@@ -463,6 +463,13 @@ class Initializer {
       }
       case OpType::kUpsample:
         return In(n, 0);
+      case OpType::kDetectDecode: {
+        const size_t rows = static_cast<size_t>(g_.value(n.output).dims.h);
+        ChannelStats s;
+        s.mean.assign(rows, 0.5);
+        s.var.assign(rows, 0.1);
+        return s;
+      }
       case OpType::kInput:
       case OpType::kCount:
         break;

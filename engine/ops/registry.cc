@@ -22,6 +22,7 @@ constexpr std::array<OpTraits, static_cast<size_t>(OpType::kCount)> kTraits = {{
     /* kSqueezeExcite */ {&CreateSqueezeExciteOp, true},
     /* kUpsample      */ {&CreateUpsampleOp, false},
     /* kConcat        */ {&CreateConcatOp, false},
+    /* kDetectDecode  */ {&CreateDetectDecodeOp, false},
 }};
 static_assert(kTraits.size() == static_cast<size_t>(OpType::kCount),
               "register every OpType in kTraits");
