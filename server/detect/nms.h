@@ -1,0 +1,95 @@
+#pragma once
+
+// Class-aware non-maximum suppression with the results of torchvision.ops.batched_nms (0.14,
+// CPU, float32): the same kept indices in the same order, ties included.
+//
+// What "the same" takes, and what BatchedNms therefore does (tests/detect/nms_parity_test.py
+// checks it against torchvision on random and adversarial inputs):
+// - torchvision sorts scores with torch.sort(descending=True), which on CPU is std::sort (not
+//   stable) of (score, index) pairs. Equal scores come out in whatever order libstdc++'s
+//   introsort leaves them, which depends on the whole sequence. BatchedNms sorts the same
+//   sequences with std::sort and the same comparison, so ties resolve identically.
+// - batched_nms takes one of two paths by size, and they differ on ties and rounding:
+//   * n <= 1000 boxes (boxes.numel() <= 4000): the coordinate trick. Every box is shifted by
+//     float(class) * (max coordinate + 1), all in float32, and a single NMS runs over all boxes:
+//     one sort of all n scores; output in greedy order. BatchedNms does exactly that arithmetic
+//     (including its quirks: with negative coordinates, boxes of different classes can overlap
+//     after shifting and then do suppress each other, as in torchvision).
+//   * n > 1000: one NMS per class on the unshifted boxes (each class's scores sorted in
+//     ascending index order), then the kept indices in ascending order are sorted by score
+//     again (std::sort) for the output order.
+// - IoU and the suppression test are torchvision's (see nms_kernels.h): no "+1", float32,
+//   suppressed iff IoU > iou_threshold (IoU exactly equal keeps the box), a zero-area box has
+//   IoU 0 with everything and NaN (never suppresses) with another zero-area box; inverted boxes
+//   (x2 < x1) are allowed and intersect nothing.
+// - max_detections keeps the first max_detections of that output (as Ultralytics' keep[:max_det]).
+//
+// Cost: O(n log n) sorting plus O(n * kept) IoU tests at most, fewer as suppressed boxes are
+// compacted away after every kept box; the IoU test runs 16 (AVX-512) or 8 (AVX2) candidates
+// per step, chosen when the scratch is made.
+//
+// Thread safety: BatchedNms is reentrant; an NmsScratch is used by one call at a time.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "server/detect/isa.h"
+#include "server/detect/nms_kernels.h"
+
+namespace visionserve::detect {
+
+struct NmsInput {
+  std::span<const float> boxes;        // n x 4: x1, y1, x2, y2 (any consistent pixel unit)
+  std::span<const float> scores;       // n
+  std::span<const int32_t> class_ids;  // n; any int32, boxes of different ids never interact
+                                       // (except through the n <= 1000 quirk above)
+};
+
+struct NmsOptions {
+  float iou_threshold = 0.7f;  // suppress when IoU > this; finite, in [0, 1]
+  int max_detections = 300;    // at most this many indices returned; >= 1
+};
+
+// Working memory and the kernel choice of BatchedNms. Make one per thread (or per in-flight
+// request) and reuse it: its buffers grow to the largest n seen and are kept, so once warmed up
+// with the largest input a call allocates nothing (nor does it if `keep` has the capacity).
+class NmsScratch {
+ public:
+  // `isa` is clamped to what the CPU supports.
+  explicit NmsScratch(Isa isa = DefaultIsa());
+
+  Isa isa() const { return isa_; }
+
+ private:
+  friend absl::Status BatchedNms(const NmsInput& input, const NmsOptions& options,
+                                 NmsScratch* scratch, std::vector<int32_t>* keep);
+  struct ScoreIndex {
+    float score;
+    int32_t index;
+  };
+
+  Isa isa_;
+  NmsFilterFn filter_;
+  std::vector<ScoreIndex> order_;
+  std::vector<float> x1_, y1_, x2_, y2_, area_;
+  std::vector<int32_t> id_;
+  std::vector<int32_t> grouped_;      // indices grouped by class (n > 1000 path)
+  std::vector<int32_t> class_start_;  // counting-sort buckets
+  std::vector<uint8_t> kept_mask_;
+};
+
+// Replaces *keep with the indices (into the input) kept by class-aware NMS, in descending score
+// order with torchvision's tie order, at most options.max_detections of them.
+// Errors (INVALID_ARGUMENT, *keep unchanged): boxes.size() != 4 * scores.size(),
+// class_ids.size() != scores.size(), more than 2^31 - 1 boxes, iou_threshold outside [0, 1] or
+// NaN, max_detections < 1, a NaN or infinite score or coordinate (the message names the first
+// one). Empty input returns OK with *keep empty.
+absl::Status BatchedNms(const NmsInput& input, const NmsOptions& options, NmsScratch* scratch,
+                        std::vector<int32_t>* keep);
+
+// torchvision's switch between its two strategies: the coordinate trick for n <= this.
+inline constexpr int64_t kCoordinateTrickMaxBoxes = 1000;
+
+}  // namespace visionserve::detect
