@@ -15,11 +15,23 @@ void GrowTo(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// torch.sort(descending=True) on CPU: std::sort of (value, index) pairs comparing values only
-// (NaN first, which cannot occur here: inputs are checked finite). Same algorithm, same
-// sequence, same comparisons -> the same order of equal scores.
+// torchvision's nms() orders boxes with scores.sort(stable=true, descending=true): ties in
+// ascending index order. Sorting by (score desc, index asc) gives that order without
+// std::stable_sort's temporary buffer.
 template <typename It>
-void SortDescendingLikeTorch(It first, It last) {
+void SortLikeTorchvisionNms(It first, It last) {
+  std::sort(first, last, [](const auto& a, const auto& b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+  });
+}
+
+// Plain torch.sort(descending=True) on CPU, as _batched_nms_vanilla uses for its output order:
+// std::sort of (score, index) pairs comparing scores only (NaN first, which cannot occur: inputs
+// are checked finite). Not stable: equal scores end up wherever libstdc++'s introsort leaves
+// them, which depends on the whole sequence. Same algorithm, same sequence, same comparisons ->
+// the same order.
+template <typename It>
+void SortLikeTorchUnstable(It first, It last) {
   std::sort(first, last, [](const auto& a, const auto& b) { return a.score > b.score; });
 }
 
@@ -107,7 +119,7 @@ absl::Status BatchedNms(const NmsInput& in, const NmsOptions& o, NmsScratch* s,
     for (int64_t i = 1; i < 4 * n; ++i) max_coordinate = std::max(max_coordinate, b[i]);
     const float step = max_coordinate + 1.0f;
     for (int64_t i = 0; i < n; ++i) order[i] = {scores[i], static_cast<int32_t>(i)};
-    SortDescendingLikeTorch(order, order + n);
+    SortLikeTorchvisionNms(order, order + n);
     for (int64_t k = 0; k < n; ++k) {
       const int32_t i = order[k].index;
       const float offset = static_cast<float>(cls[i]) * step;
@@ -153,7 +165,7 @@ absl::Status BatchedNms(const NmsInput& in, const NmsOptions& o, NmsScratch* s,
     const int64_t m = g1 - g0;
     // nms(boxes[curr_indices], scores[curr_indices]): local indices in ascending order.
     for (int64_t k = 0; k < m; ++k) order[k] = {scores[grouped[g0 + k]], static_cast<int32_t>(k)};
-    SortDescendingLikeTorch(order, order + m);
+    SortLikeTorchvisionNms(order, order + m);
     for (int64_t k = 0; k < m; ++k) {
       const int32_t i = grouped[g0 + order[k].index];
       const float x1 = b[4 * i], y1 = b[4 * i + 1], x2 = b[4 * i + 2], y2 = b[4 * i + 3];
@@ -176,7 +188,7 @@ absl::Status BatchedNms(const NmsInput& in, const NmsOptions& o, NmsScratch* s,
   for (int64_t i = 0; i < n; ++i) {
     if (s->kept_mask_[i]) order[total++] = {scores[i], static_cast<int32_t>(i)};
   }
-  SortDescendingLikeTorch(order, order + total);
+  SortLikeTorchUnstable(order, order + total);
   const int64_t out = std::min<int64_t>(total, o.max_detections);
   keep->resize(out);
   for (int64_t k = 0; k < out; ++k) (*keep)[k] = order[k].index;

@@ -5,19 +5,20 @@
 //
 // What "the same" takes, and what BatchedNms therefore does (tests/detect/nms_parity_test.py
 // checks it against torchvision on random and adversarial inputs):
-// - torchvision sorts scores with torch.sort(descending=True), which on CPU is std::sort (not
-//   stable) of (score, index) pairs. Equal scores come out in whatever order libstdc++'s
-//   introsort leaves them, which depends on the whole sequence. BatchedNms sorts the same
-//   sequences with std::sort and the same comparison, so ties resolve identically.
-// - batched_nms takes one of two paths by size, and they differ on ties and rounding:
+// - torchvision's nms() sorts with scores.sort(stable=true, descending=true): equal scores are
+//   visited in ascending index order.
+// - batched_nms takes one of two paths by size, and they can differ through float rounding:
 //   * n <= 1000 boxes (boxes.numel() <= 4000): the coordinate trick. Every box is shifted by
-//     float(class) * (max coordinate + 1), all in float32, and a single NMS runs over all boxes:
-//     one sort of all n scores; output in greedy order. BatchedNms does exactly that arithmetic
-//     (including its quirks: with negative coordinates, boxes of different classes can overlap
-//     after shifting and then do suppress each other, as in torchvision).
-//   * n > 1000: one NMS per class on the unshifted boxes (each class's scores sorted in
-//     ascending index order), then the kept indices in ascending order are sorted by score
-//     again (std::sort) for the output order.
+//     float(class) * (max coordinate + 1), all in float32, and a single NMS runs over all boxes;
+//     output in greedy (score, then index) order. BatchedNms does exactly that arithmetic,
+//     quirks included: shifted coordinates round (IoUs move slightly; huge ones overflow to inf
+//     and then never suppress), and with negative coordinates boxes of different classes can
+//     overlap after shifting and do suppress each other, as in torchvision.
+//   * n > 1000: one NMS per class on the unshifted boxes, then the kept indices, in ascending
+//     order, are sorted by score with torch's default sort, which is NOT stable on CPU
+//     (std::sort on (score, index) pairs): equal scores come out in whatever order libstdc++'s
+//     introsort leaves them. BatchedNms runs the same std::sort on the same sequence with the
+//     same comparison, so its order of equal scores is torchvision's.
 // - IoU and the suppression test are torchvision's (see nms_kernels.h): no "+1", float32,
 //   suppressed iff IoU > iou_threshold (IoU exactly equal keeps the box), a zero-area box has
 //   IoU 0 with everything and NaN (never suppresses) with another zero-area box; inverted boxes
