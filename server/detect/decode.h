@@ -44,10 +44,10 @@ struct YoloOutputView {
 };
 
 struct DecodeOptions {
-  float score_threshold = 0.25f;          // keep scores > this; finite, in [0, 1]
-  bool multi_label = false;               // every class above threshold, not just the best
-  std::span<const int32_t> class_filter;  // allowed class ids in [0, C); empty: all classes
-  int64_t max_candidates = 30000;         // cap before NMS (Ultralytics max_nms); >= 1
+  float score_threshold = 0.25f;               // keep scores > this; finite, in [0, 1]
+  bool multi_label = false;                    // every class above threshold, not just the best
+  std::span<const int32_t> class_filter = {};  // allowed class ids in [0, C); empty: all classes
+  int64_t max_candidates = 30000;              // cap before NMS (Ultralytics max_nms); >= 1
 };
 
 // The decoded candidates, reusable across calls (capacity is kept). Parallel arrays.
