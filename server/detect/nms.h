@@ -41,6 +41,13 @@
 
 namespace visionserve::detect {
 
+namespace internal {
+struct ScoreIndex {
+  float score;
+  int32_t index;
+};
+}  // namespace internal
+
 struct NmsInput {
   std::span<const float> boxes;        // n x 4: x1, y1, x2, y2 (any consistent pixel unit)
   std::span<const float> scores;       // n
@@ -66,14 +73,12 @@ class NmsScratch {
  private:
   friend absl::Status BatchedNms(const NmsInput& input, const NmsOptions& options,
                                  NmsScratch* scratch, std::vector<int32_t>* keep);
-  struct ScoreIndex {
-    float score;
-    int32_t index;
-  };
+  using ScoreIndex = internal::ScoreIndex;
 
   Isa isa_;
   NmsFilterFn filter_;
-  std::vector<ScoreIndex> order_;
+  std::vector<ScoreIndex> order_, sort_tmp_;
+  std::vector<uint32_t> radix_hist_;
   std::vector<float> x1_, y1_, x2_, y2_, area_;
   std::vector<int32_t> id_;
   std::vector<int32_t> grouped_;      // indices grouped by class (n > 1000 path)

@@ -125,11 +125,20 @@ def build_cases():
         for n in [200, 1300]:
             cases.append(case(clustered_boxes(n, 6), scores_for(n, "ties4"),
                               rng.choice(ids, n), 0.45))
-    # max_detections cutting through tie groups.
+    # Scores of any sign and size (the radix sort's key), with -0.0 and +0.0 (equal for torch).
+    for n in [300, 600, 1500, 5000]:
+        boxes = clustered_boxes(n, max(1, n // 30))
+        wide = rng.normal(0, 1000, n).astype(np.float32)
+        zeros = rng.choice(np.array([-0.0, 0.0, 0.5, -0.5], np.float32), n)
+        for scores in [wide, zeros]:
+            cases.append(case(boxes, scores, rng.integers(0, 4, n), 0.5))
+    # max_detections cutting through tie groups, and through distinct scores (the selection
+    # shortcut of the per-class path).
     for n in [600, 3000]:
         for max_det in [1, 10, 100, 300]:
-            cases.append(case(clustered_boxes(n, 60), scores_for(n, "ties4"),
-                              rng.integers(0, 10, n), 0.5, max_det))
+            for kind in ["ties4", "uniform"]:
+                cases.append(case(clustered_boxes(n, 60), scores_for(n, kind),
+                                  rng.integers(0, 10, n), 0.5, max_det))
     return cases
 
 
