@@ -37,6 +37,7 @@ class Reader {
   template <typename T>
   bool Read(T* out, size_t count = 1) {
     const size_t size = sizeof(T) * count;
+    if (size == 0) return true;  // (an empty vector's data() may be null)
     if (bytes_.size() - pos_ < size) return false;
     std::memcpy(out, bytes_.data() + pos_, size);
     pos_ += size;

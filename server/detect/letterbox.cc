@@ -42,8 +42,9 @@ Tap LinearTap(int dst_index, int src_size, int dst_size) {
   return {i0, std::min(i0 + 1, src_size - 1), static_cast<float>(1.0 - t), static_cast<float>(t)};
 }
 
-// The nearest 8-bit level of a blended value (cv2's uint8 output), then normalized.
-inline float Level(float v) { return std::min(255.0f, std::max(0.0f, std::floor(v + 0.5f))); }
+// The nearest 8-bit level of a blended value (cv2's uint8 output; halves round up). Blends are
+// convex combinations of levels, so v >= 0 and truncation is floor.
+inline int Level(float v) { return std::min(255, static_cast<int>(v + 0.5f)); }
 inline float Normalize(float level, float mean, float stddev) {
   return (level / 255.0f - mean) / stddev;
 }
@@ -153,7 +154,7 @@ absl::Status LetterboxImageRef(std::span<const uint8_t> rgb, const LetterboxGeom
       const int ry = y - g.pad_top, rx = x - g.pad_left;
       const bool inside = ry >= 0 && ry < g.resized_height && rx >= 0 && rx < g.resized_width;
       for (int c = 0; c < 3; ++c) {
-        float level = kLetterboxPadLevel;
+        int level = kLetterboxPadLevel;
         if (inside) {
           const Tap tx = LinearTap(rx, sw, g.resized_width);
           const Tap ty = LinearTap(ry, g.src_height, g.resized_height);
@@ -164,7 +165,7 @@ absl::Status LetterboxImageRef(std::span<const uint8_t> rgb, const LetterboxGeom
           const float bottom = p(ty.i1, tx.i0) * tx.w0 + p(ty.i1, tx.i1) * tx.w1;
           level = Level(top * ty.w0 + bottom * ty.w1);
         }
-        o[c] = Normalize(level, norm.mean[c], norm.stddev[c]);
+        o[c] = Normalize(static_cast<float>(level), norm.mean[c], norm.stddev[c]);
       }
     }
   }
@@ -197,7 +198,9 @@ absl::Status LetterboxImage(std::span<const uint8_t> rgb, const LetterboxGeometr
   // Every output value is one of 256 levels per channel: normalize through a table.
   float lut[3][256];
   for (int c = 0; c < 3; ++c) {
-    for (int v = 0; v < 256; ++v) lut[c][v] = Normalize(v, norm.mean[c], norm.stddev[c]);
+    for (int v = 0; v < 256; ++v) {
+      lut[c][v] = Normalize(static_cast<float>(v), norm.mean[c], norm.stddev[c]);
+    }
   }
   const float pad[3] = {lut[0][kLetterboxPadLevel], lut[1][kLetterboxPadLevel],
                         lut[2][kLetterboxPadLevel]};
@@ -248,8 +251,7 @@ absl::Status LetterboxImage(std::span<const uint8_t> rgb, const LetterboxGeometr
     float* r = o + static_cast<size_t>(g.pad_left) * 3;
     for (size_t i = 0; i < row_floats; i += 3) {
       for (int c = 0; c < 3; ++c) {
-        const int level = static_cast<int>(Level(top[i + c] * ty.w0 + bottom[i + c] * ty.w1));
-        r[i + c] = lut[c][level];
+        r[i + c] = lut[c][Level(top[i + c] * ty.w0 + bottom[i + c] * ty.w1)];
       }
     }
     fill_pad(r + row_floats, dw - g.pad_left - rw);
