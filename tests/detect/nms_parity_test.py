@@ -139,6 +139,20 @@ def build_cases():
             for kind in ["ties4", "uniform"]:
                 cases.append(case(clustered_boxes(n, 60), scores_for(n, kind),
                                   rng.integers(0, 10, n), 0.5, max_det))
+    # Random mixes of everything above, sizes up to several thousand.
+    for _ in range(150):
+        n = int(rng.choice([rng.integers(1, 1001), rng.integers(1001, 7000)]))
+        ncls = int(rng.choice([1, 2, 5, 80]))
+        layout = rng.choice(["random", "clustered"])
+        boxes = random_boxes(n) if layout == "random" else clustered_boxes(
+            n, int(rng.integers(1, max(2, n // 10))))
+        if rng.random() < 0.3:  # some degenerate boxes
+            k = int(rng.integers(0, n))
+            boxes[:k:3, 2] = boxes[:k:3, 0]
+        kind = rng.choice(["uniform", "ties4", "ties32", "equal"])
+        iou = float(rng.choice([0.0, 0.25, 0.45, 0.5, 0.65, 0.7, 0.9, 1.0]))
+        max_det = int(rng.choice([1, 30, 300, n]))
+        cases.append(case(boxes, scores_for(n, kind), rng.integers(0, ncls, n), iou, max_det))
     return cases
 
 
