@@ -31,6 +31,22 @@ int64_t ClassArgmaxRef(const float* scores, int64_t num_anchors, int64_t num_cla
 
 namespace internal {
 
+namespace {
+
+// One class row into a block's running max / argmax, written branch-free with a compile-time
+// trip count so that GCC vectorizes it with baseline SSE2: std::max(best, v) is
+// best < v ? v : best, the same choice as the strict v > best update (NaN v never wins).
+template <int N>
+inline void UpdateBlock(const float* row, int32_t c, float* best, int32_t* best_class) {
+  for (int k = 0; k < N; ++k) {
+    const int32_t take = -static_cast<int32_t>(row[k] > best[k]);
+    best_class[k] = (c & take) | (best_class[k] & ~take);
+    best[k] = std::max(best[k], row[k]);
+  }
+}
+
+}  // namespace
+
 // Anchors in blocks of 64 with classes as the outer loop, so each class row is read
 // contiguously and the per-lane max/argmax is a select the compiler can vectorize.
 int64_t ClassArgmaxPortable(const float* scores, int64_t num_anchors, int64_t num_classes,
@@ -47,10 +63,14 @@ int64_t ClassArgmaxPortable(const float* scores, int64_t num_anchors, int64_t nu
     for (int64_t c = 0; c < num_classes; ++c) {
       const float* row = scores + c * class_stride + base;
       const int32_t ci = static_cast<int32_t>(c);
-      for (int k = 0; k < len; ++k) {
-        const bool gt = row[k] > best[k];
-        best[k] = gt ? row[k] : best[k];
-        best_class[k] = gt ? ci : best_class[k];
+      if (len == kBlock) {
+        UpdateBlock<kBlock>(row, ci, best, best_class);
+      } else {
+        for (int k = 0; k < len; ++k) {
+          const bool gt = row[k] > best[k];
+          best[k] = gt ? row[k] : best[k];
+          best_class[k] = gt ? ci : best_class[k];
+        }
       }
     }
     for (int k = 0; k < len; ++k) {
