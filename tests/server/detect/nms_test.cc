@@ -115,6 +115,19 @@ TEST(BatchedNmsTest, DifferentClassesNeverSuppressEachOther) {
   }
 }
 
+// torchvision's coordinate trick (n <= 1000) shifts class k by k * (max coordinate + 1); with
+// negative coordinates that is not enough and classes can suppress each other. Reproduced on
+// purpose (torchvision.ops.batched_nms returns [0] here); above 1000 boxes classes never mix.
+TEST(BatchedNmsTest, ReproducesTheCoordinateTrickWithNegativeCoordinates) {
+  Case small;
+  small.Add(-10, -10, 0, 0, 0.9f, 0);
+  small.Add(-10, -10, 0, 0, 0.8f, 1);  // shifted by 1: IoU 81 / 119 with the first
+  EXPECT_THAT(Nms(small, 0.5f), ElementsAre(0));
+  Case big;
+  for (int i = 0; i < 1200; ++i) big.Add(-10, -10, 0, 0, 0.9f - 0.0001f * i, i % 2);
+  EXPECT_THAT(Nms(big, 0.5f), ElementsAre(0, 1));
+}
+
 TEST(BatchedNmsTest, MaxDetectionsCutsTheOrderedOutput) {
   Case c;
   for (int i = 0; i < 20; ++i) c.Add(20.0f * i, 0, 20.0f * i + 10, 10, 0.01f * i);
