@@ -25,9 +25,13 @@
 //   (x2 < x1) are allowed and intersect nothing.
 // - max_detections keeps the first max_detections of that output (as Ultralytics' keep[:max_det]).
 //
-// Cost: O(n log n) sorting plus O(n * kept) IoU tests at most, fewer as suppressed boxes are
-// compacted away after every kept box; the IoU test runs 16 (AVX-512) or 8 (AVX2) candidates
-// per step, chosen when the scratch is made.
+// Cost: one O(n) radix sort of the scores (std::sort below 256 boxes), O(n * kept) IoU tests at
+// most, fewer as suppressed boxes are compacted away after every kept box (the IoU test runs 16
+// (AVX-512) or 8 (AVX2) candidates per step, chosen when the scratch is made), and on the
+// per-class path an O(n log n) std::sort of the kept boxes only when equal scores reach the
+// first max_detections (otherwise an O(n) selection). The n <= 1000 path stops as soon as
+// max_detections boxes are kept. Measured (bench/server/nms_bench.cc, AVX-512): ~3 us for the
+// ~180 candidates of a 640x640 YOLOv8 output at score > 0.25, ~0.5 ms with all 8400 anchors in.
 //
 // Thread safety: BatchedNms is reentrant; an NmsScratch is used by one call at a time.
 
