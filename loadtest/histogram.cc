@@ -32,11 +32,8 @@ int64_t Histogram::BucketLow(int index) const {
 int64_t Histogram::BucketHigh(int index) const {
   if (index < sub_bucket_count_) return index;
   const int shift = static_cast<int>(index / sub_bucket_count_) - 1;
-  const int64_t low = BucketLow(index);
-  const int64_t width = int64_t{1} << shift;
-  // The last bucket ends at INT64_MAX; avoid overflowing low + width.
-  return low > std::numeric_limits<int64_t>::max() - width + 1 ? std::numeric_limits<int64_t>::max()
-                                                               : low + width - 1;
+  // low + width - 1 <= INT64_MAX (the last bucket ends exactly there); low + width may not be.
+  return BucketLow(index) + ((int64_t{1} << shift) - 1);
 }
 
 void Histogram::Record(int64_t value, int64_t count) {

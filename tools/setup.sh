@@ -12,6 +12,8 @@ PACKAGES=(
   grpc-proto python3-grpcio python3-protobuf python3-numpy python3-pil
   # metrics tests: promtool and a real Prometheus server; YAML for the deploy files
   prometheus python3-yaml
+  # visionload's plot script (loadtest/plot.py) and its test
+  python3-matplotlib
 )
 
 missing=()

@@ -153,7 +153,9 @@ TEST_F(DriverTest, OpenLoopConstantRateSendsOnScheduleAndThroughputFollows) {
   std::nth_element(gaps_ms.begin(), gaps_ms.begin() + gaps_ms.size() / 2, gaps_ms.end());
   EXPECT_NEAR(gaps_ms[gaps_ms.size() / 2], 4.0, 0.3);
   EXPECT_NEAR(s.throughput_rps, 250, 250 * 0.05);
-  EXPECT_LT(Ms(s.send_lag.ValueAtQuantile(0.99)), 5.0);
+  // Sent on time, give or take the scheduler of a busy 2-core machine (sanitizers included).
+  EXPECT_LT(Ms(s.send_lag.ValueAtQuantile(0.5)), 2.0);
+  EXPECT_LT(Ms(s.send_lag.ValueAtQuantile(0.99)), 25.0);
   EXPECT_EQ(s.ok, 250);
 }
 
@@ -286,7 +288,8 @@ TEST_F(DriverTest, OpenLoopKeepsSendingWhileTheServerStalls) {
   EXPECT_GE(s.max_outstanding, 15);
   EXPECT_GE(s.latency.CountAbove(100'000), 8);
   EXPECT_GE(Ms(s.latency.ValueAtQuantile(0.99)), 150);
-  EXPECT_LT(Ms(s.send_lag.ValueAtQuantile(0.99)), 10);  // no waiting on the generator's side
+  // No waiting on the generator's side (the stall is 200 ms; the margin is for a busy machine).
+  EXPECT_LT(Ms(s.send_lag.ValueAtQuantile(0.99)), 50);
 }
 
 TEST_F(DriverTest, StopsByItselfWhenTheServerNeverAnswers) {
