@@ -83,13 +83,20 @@ class StepRun {
     const std::string reason = end_reason();
     if (reason == "duration") cpu_at_end = ProcessCpuSeconds();
 
-    // Drain: wait for the calls in flight, then cancel what is left.
-    const auto drain_until = std::min(Clock::now() + c_.drain_timeout, hard_stop_);
+    // Drain: wait for the calls in flight, then cancel what is left. An interrupt (before or
+    // during the drain) leaves at most a second, so the report comes promptly without
+    // cancelling calls about to finish.
+    auto drain_until = std::min(Clock::now() + c_.drain_timeout, hard_stop_);
     bool drained = false;
+    bool cut_short = false;
     while (!drained) {
       const auto now = Clock::now();
-      if (now >= drain_until || (interrupt && interrupt->load())) break;
-      const auto wake = std::min({drain_until, next_progress});
+      if (!cut_short && interrupt && interrupt->load()) {
+        cut_short = true;
+        drain_until = std::min(drain_until, now + std::chrono::seconds(1));
+      }
+      if (now >= drain_until) break;
+      const auto wake = std::min({drain_until, next_progress, now + std::chrono::milliseconds(50)});
       {
         absl::MutexLock lock(&mu_);
         drained = mu_.AwaitWithTimeout(absl::Condition(this, &StepRun::NoneOutstanding),

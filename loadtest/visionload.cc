@@ -28,11 +28,16 @@ std::atomic<bool> g_interrupted{false};
 
 void OnInterrupt(int) { g_interrupted.store(true); }
 
-absl::StatusOr<double> Number(const std::string& flag, const std::string& text, double min) {
+// Every time and rate visionload takes is bounded so that nanosecond arithmetic cannot overflow.
+constexpr double kMaxSeconds = 1e6;
+constexpr double kMaxRate = 1e6;
+
+absl::StatusOr<double> Number(const std::string& flag, const std::string& text, double min,
+                              double max = kMaxSeconds * 1e3) {
   double v = 0;
-  if (!absl::SimpleAtod(text, &v) || !(v >= min)) {
+  if (!absl::SimpleAtod(text, &v) || !(v >= min) || !(v <= max)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " wants a number >= ", min, ", got \"", text, "\""));
+        absl::StrCat("--", flag, " wants a number in [", min, ", ", max, "], got \"", text, "\""));
   }
   return v;
 }
@@ -135,11 +140,17 @@ int Main(int argc, char** argv) {
       plan.mode = Mode::kClosed;
       auto levels = ParseSweep(concurrency, /*integers=*/true);
       if (!levels.ok()) return levels.status();
-      for (double v : *levels) plan.concurrency.push_back(static_cast<int>(v));
+      for (double v : *levels) {
+        if (v > 100000) return absl::InvalidArgumentError("--concurrency is at most 100000");
+        plan.concurrency.push_back(static_cast<int>(v));
+      }
     } else if (mode == "open") {
       plan.mode = Mode::kOpen;
       auto levels = ParseSweep(rate, /*integers=*/false);
       if (!levels.ok()) return levels.status();
+      for (double v : *levels) {
+        if (v > kMaxRate) return absl::InvalidArgumentError("--rate is at most 1e6/s");
+      }
       plan.rates = *levels;
     } else if (mode == "search") {
       plan.mode = Mode::kSearch;
@@ -150,14 +161,14 @@ int Main(int argc, char** argv) {
     if (!a.ok()) return a.status();
     plan.step.arrivals = *a;
     auto target = Number("p99-ms", p99_ms, 0);
-    auto lo = Number("rate-min", rate_min, 1e-3);
-    auto hi = Number("rate-max", rate_max, 1e-3);
-    auto prec = Number("search-precision", precision, 1e-4);
-    auto max_err = Number("max-error-rate", max_error_rate, 0);
-    auto warm = Number("warmup-s", warmup_s, 0);
-    auto dur = Number("duration-s", duration_s, 0);
-    auto cap = Number("max-run-s", max_run_s, 0.001);
-    auto drain = Number("drain-timeout-s", drain_s, 0);
+    auto lo = Number("rate-min", rate_min, 1e-3, kMaxRate);
+    auto hi = Number("rate-max", rate_max, 1e-3, kMaxRate);
+    auto prec = Number("search-precision", precision, 1e-4, 10);
+    auto max_err = Number("max-error-rate", max_error_rate, 0, 1);
+    auto warm = Number("warmup-s", warmup_s, 0, kMaxSeconds);
+    auto dur = Number("duration-s", duration_s, 0, kMaxSeconds);
+    auto cap = Number("max-run-s", max_run_s, 0.001, kMaxSeconds);
+    auto drain = Number("drain-timeout-s", drain_s, 0, kMaxSeconds);
     auto deadline = Number("deadline-ms", deadline_ms, 0);
     auto interval = Number("interval-ms", interval_ms, 10);
     for (const auto* v :
