@@ -107,6 +107,10 @@ class StepRun {
         next_progress += c_.progress_every;
       }
     }
+    if (!drained) {  // a zero drain timeout never waited
+      absl::MutexLock lock(&mu_);
+      drained = NoneOutstanding();
+    }
     bool drain_timed_out = false;
     if (!drained) {
       drain_timed_out = true;

@@ -9,7 +9,10 @@
 namespace visionserve::loadtest {
 
 namespace {
-constexpr char kClassifyMethod[] = "/visionserve.v1.VisionService/Classify";
+const std::string& ClassifyMethod() {
+  static const std::string* method = new std::string("/visionserve.v1.VisionService/Classify");
+  return *method;
+}
 }  // namespace
 
 struct GrpcTransport::Call {
@@ -81,7 +84,7 @@ void GrpcTransport::Classify(CallParts parts, std::chrono::nanoseconds timeout, 
   }
   const uint64_t channel = next_channel_.fetch_add(1, std::memory_order_relaxed) % stubs_.size();
   stubs_[channel]->UnaryCall(
-      &call->ctx, kClassifyMethod, grpc::StubOptions(), &call->request, &call->response,
+      &call->ctx, ClassifyMethod(), grpc::StubOptions(), &call->request, &call->response,
       [this, call](grpc::Status status) {
         auto code = static_cast<absl::StatusCode>(status.error_code());
         std::string message = status.error_message();

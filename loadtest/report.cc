@@ -137,10 +137,13 @@ std::string FormatTable(const RunReport& r) {
       notes.push_back(absl::StrCat("variants: ", Share(s.variants)));
     }
     if (s.open_loop) {
+      // A few ms late is scheduler noise on a busy machine (and is in the latency anyway); more
+      // means the generator could not keep the schedule.
       const int64_t lag99 = s.send_lag.ValueAtQuantile(0.99);
-      if (lag99 > 1000) {
-        notes.push_back(absl::StrFormat("generator fell behind: send lag p99 %.1f ms, max %.1f ms",
-                                        Ms(lag99), Ms(s.send_lag.max())));
+      if (lag99 > 5000) {
+        notes.push_back(
+            absl::StrFormat("sent late (counted in the latency): send lag p99 %.1f ms, max %.1f ms",
+                            Ms(lag99), Ms(s.send_lag.max())));
       }
     }
     if (s.drain_timed_out) notes.push_back("drain timed out: calls cancelled");
