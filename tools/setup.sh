@@ -14,6 +14,8 @@ PACKAGES=(
   prometheus python3-yaml
   # ONNX: the schema (onnx.proto) for the build; torch, torchvision and onnx for parity tests
   libonnx-dev python3-torch python3-torchvision python3-onnx
+  # visionload's plot script (loadtest/plot.py) and its test
+  python3-matplotlib
 )
 
 missing=()
