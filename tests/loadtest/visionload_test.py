@@ -3,7 +3,7 @@
 
   --fake BIN   against fake_visionserve (known latency, scripted failures): the modes, the
                JSON/CSV/table outputs and the exit codes.
-  --plot PY    also runs loadtest/plot.py on the JSON reports (exit 77 = skipped when
+  --plot PY    also runs loadtest/plot.py on the JSON reports (exits 77, a failure, when
                python3-matplotlib is missing).
   --real BIN   against the real visionserve with its default models and metrics endpoint.
 """
