@@ -14,6 +14,9 @@ PACKAGES=(
   prometheus python3-yaml
   # ONNX: the schema (onnx.proto) for the build; torch, torchvision and onnx for parity tests
   libonnx-dev python3-torch python3-torchvision python3-onnx
+  # container image build and smoke test (tools/container_test.sh): podman with runc, and
+  # debootstrap for the local Debian base image
+  podman runc debootstrap
 )
 
 missing=()
