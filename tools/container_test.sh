@@ -146,11 +146,11 @@ begin "image metadata"
 inspect() { podman image inspect --format "$1" "$IMAGE"; }
 [ "$(inspect '{{.Config.User}}')" = "10001:10001" ] || fail "image user is not 10001:10001"
 for port in 8500/tcp 9500/tcp; do
-  inspect '{{range $p, $v := .Config.ExposedPorts}}{{$p}} {{end}}' | grep -qw "$port" ||
+  grep -qw "$port" <<<"$(inspect '{{range $p, $v := .Config.ExposedPorts}}{{$p}} {{end}}')" ||
     fail "port $port not exposed"
 done
 [ "$(inspect '{{.Config.StopSignal}}')" = "SIGTERM" ] || fail "STOPSIGNAL is not SIGTERM"
-inspect '{{json .Config.Healthcheck}}' | grep -q 'visionctl' || fail "no visionctl HEALTHCHECK"
+grep -q 'visionctl' <<<"$(inspect '{{json .Config.Healthcheck}}')" || fail "no visionctl HEALTHCHECK"
 [ "$(inspect '{{index .Config.Labels "org.opencontainers.image.revision"}}')" = "$REVISION" ] ||
   fail "revision label"
 end
@@ -179,7 +179,7 @@ for _ in $(seq 1 120); do
   [ "$(podman inspect --format '{{.State.Running}}' "$NAME")" = true ] || fail "container exited"
   sleep 0.5
 done
-podman exec "$NAME" visionctl --server "127.0.0.1:$PORT" health | grep -qx SERVING ||
+[ "$(podman exec "$NAME" visionctl --server "127.0.0.1:$PORT" health)" = SERVING ] ||
   fail "not SERVING within 60 s"
 end
 
@@ -187,8 +187,9 @@ begin "healthcheck, user, thread count"
 # The image's own HEALTHCHECK command (podman runs it once here; no systemd timer needed).
 podman healthcheck run "$NAME" || fail "the image's HEALTHCHECK reports unhealthy"
 [ "$(podman exec "$NAME" id -u)" = 10001 ] || fail "the server does not run as uid 10001"
-podman logs "$NAME" 2>&1 | grep -q '(.*, 1 threads)' ||
-  fail "with --cpus 1 the server should use 1 thread: $(podman logs "$NAME" 2>&1 | head -1)"
+logs=$(podman logs "$NAME" 2>&1)
+grep -q '(.*, 1 threads)' <<<"$logs" ||
+  fail "with --cpus 1 the server should use 1 thread: $(head -1 <<<"$logs")"
 end
 
 begin "classify"
@@ -213,15 +214,16 @@ end
 # stop_and_check MAX_S: podman stop (the image's STOPSIGNAL, SIGKILL after 60 s), then the exit
 # code must be 0, the server must have drained, and it must have taken less than MAX_S seconds.
 stop_and_check() {
-  local t0 stop_s code
+  local t0 stop_s code logs
   t0=$(date +%s.%N)
   podman stop -t 60 "$NAME" >/dev/null
   stop_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
-  podman logs "$NAME" 2>&1 | tail -3
+  logs=$(podman logs "$NAME" 2>&1)
+  tail -3 <<<"$logs"
   [ "$code" = 0 ] || fail "exit code $code after SIGTERM (${stop_s} s)"
-  podman logs "$NAME" 2>&1 | grep -q 'SIGTERM: draining' || fail "the server did not see SIGTERM"
-  podman logs "$NAME" 2>&1 | grep -q 'visionserve: stopped' || fail "the server did not stop cleanly"
+  grep -q 'SIGTERM: draining' <<<"$logs" || fail "the server did not see SIGTERM"
+  grep -q '^visionserve: stopped' <<<"$logs" || fail "the server did not stop cleanly"
   awk -v s="$stop_s" -v m="$1" 'BEGIN { exit !(s < m) }' ||
     fail "stopping took ${stop_s} s, more than $1 s"
   echo "container_test: exit 0 after ${stop_s} s"
@@ -238,6 +240,6 @@ begin "SIGTERM while loading -> exit 0"
 podman run -d --name "$NAME" --network host --read-only "$IMAGE" \
   --listen "127.0.0.1:$PORT" --metrics-listen "" --drain-timeout-s "$DRAIN_S" >/dev/null
 sleep 1
-podman logs "$NAME" 2>&1 | grep -q '^visionserve: SERVING' && fail "already SERVING after 1 s"
+grep -q '^visionserve: SERVING' <<<"$(podman logs "$NAME" 2>&1)" && fail "already SERVING after 1 s"
 stop_and_check 45
 end
