@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -82,6 +83,12 @@ std::string ReadAll(const std::string& path) {
   return text.str();
 }
 
+// Never throws (permission errors read as "not there").
+bool IsDirectory(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::is_directory(path, error);
+}
+
 // floor(quota / period), at least 1; 0 for no quota (quota <= 0 or a bad period).
 int QuotaCpus(int64_t quota, int64_t period) {
   if (quota <= 0 || period <= 0) return 0;
@@ -119,7 +126,7 @@ int TightestQuota(const std::string& mount, absl::string_view cgroup, ReadQuota 
   std::string path(absl::StripSuffix(cgroup, "/"));
   while (true) {
     const std::string dir = mount + path;
-    if (int cpus = std::filesystem::is_directory(dir) ? read(dir) : 0; cpus > 0) {
+    if (int cpus = IsDirectory(dir) ? read(dir) : 0; cpus > 0) {
       tightest = tightest == 0 ? cpus : std::min(tightest, cpus);
     }
     if (path.empty()) break;
@@ -152,7 +159,7 @@ int CpuAllowanceFrom(int affinity_cpus, const std::string& cgroup_root,
     // The controller's mount: cpu/ on its own, or the joint cpu,cpuacct/ (cpu/ is often a link).
     for (const char* name : {"/cpu", "/cpu,cpuacct", "/cpuacct,cpu"}) {
       const std::string mount = cgroup_root + name;
-      if (!std::filesystem::is_directory(mount)) continue;
+      if (!IsDirectory(mount)) continue;
       tighten(TightestQuota(mount, f[2], CfsCpus));
       break;
     }
