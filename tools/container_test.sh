@@ -168,9 +168,9 @@ chmod 755 "$TMP" && chmod 644 "$TMP/cat.jpg"
 
 begin "start until SERVING"
 # --cpus 1: the server must size its pool from the cgroup quota, not the host's CPUs.
-# --read-only: as the Kubernetes Deployment runs it.
-podman run -d --name "$NAME" --network host --cpus 1 --memory 2g --read-only \
-  -e "VISIONSERVE_PORT=$PORT" -v "$TMP:/data:ro" "$IMAGE" \
+# --read-only without tmpfs mounts: like readOnlyRootFilesystem in the Kubernetes Deployment.
+podman run -d --name "$NAME" --network host --cpus 1 --memory 2g \
+  --read-only --read-only-tmpfs=false -e "VISIONSERVE_PORT=$PORT" -v "$TMP:/data:ro" "$IMAGE" \
   --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$MPORT" --drain-timeout-s "$DRAIN_S" \
   >/dev/null
 for _ in $(seq 1 120); do
@@ -235,11 +235,12 @@ stop_and_check "$DRAIN_S"
 end
 
 # Kubernetes may stop a pod that is still loading its models (rollout, scale-down): the server
-# must still exit 0 on SIGTERM, once the model being compiled is done (~5-10 s here).
+# must still exit 0 on SIGTERM. The drain waits for loading to end (~5-10 s here for the three
+# default models), so the bound is the Deployment's terminationGracePeriodSeconds (40 s).
 begin "SIGTERM while loading -> exit 0"
-podman run -d --name "$NAME" --network host --read-only "$IMAGE" \
+podman run -d --name "$NAME" --network host --read-only --read-only-tmpfs=false "$IMAGE" \
   --listen "127.0.0.1:$PORT" --metrics-listen "" --drain-timeout-s "$DRAIN_S" >/dev/null
 sleep 1
 grep -q '^visionserve: SERVING' <<<"$(podman logs "$NAME" 2>&1)" && fail "already SERVING after 1 s"
-stop_and_check 45
+stop_and_check 40
 end
