@@ -16,6 +16,9 @@ PACKAGES=(
   libonnx-dev python3-torch python3-torchvision python3-onnx
   # visionload's plot script (loadtest/plot.py) and its test
   python3-matplotlib
+  # container image build and smoke test (tools/container_test.sh): podman with runc, and
+  # debootstrap for the local Debian base image
+  podman runc debootstrap
 )
 
 missing=()

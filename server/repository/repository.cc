@@ -39,6 +39,7 @@ ModelRepository::~ModelRepository() {
 
 void ModelRepository::StartLoading(std::shared_ptr<engine::ThreadPool> pool,
                                    std::function<void()> on_change) {
+  absl::MutexLock lock(&loader_mu_);
   loader_ = std::thread([this, pool = std::move(pool), on_change = std::move(on_change)] {
     for (auto& m : models_) {
       (void)m->Load(pool);  // the model records FAILED and its reason
@@ -48,6 +49,7 @@ void ModelRepository::StartLoading(std::shared_ptr<engine::ThreadPool> pool,
 }
 
 void ModelRepository::WaitLoaded() {
+  absl::MutexLock lock(&loader_mu_);
   if (loader_.joinable()) loader_.join();
 }
 

@@ -9,7 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/executor.h"
 #include "server/repository/served_model.h"
 
@@ -27,7 +29,8 @@ class ModelRepository {
   // Starts loading every model on `pool`; `on_change` runs after each model's load ends
   // (READY or FAILED), from the loader thread.
   void StartLoading(std::shared_ptr<engine::ThreadPool> pool, std::function<void()> on_change);
-  // Blocks until the loader thread has finished with every model.
+  // Blocks until the loader thread has finished with every model. Any number of threads may
+  // wait at once (SIGTERM during loading: the drain and the progress reporter both do).
   void WaitLoaded();
 
   // NOT_FOUND naming the known models.
@@ -44,7 +47,8 @@ class ModelRepository {
   std::vector<std::unique_ptr<ServedModel>> models_;
   size_t default_index_ = 0;
   PolicyTable policies_;
-  std::thread loader_;
+  absl::Mutex loader_mu_;  // one join at a time: a second concurrent join never returns
+  std::thread loader_ ABSL_GUARDED_BY(loader_mu_);
 };
 
 }  // namespace visionserve::repository
