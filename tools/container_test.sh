@@ -131,7 +131,10 @@ grep -E '^ *(Hits|Misses|[0-9]+% tests passed|Total Test time)' "$STATE/build.lo
 end
 
 begin "image runtime stage"
-podman build "${BUILD_ARGS[@]}" --build-arg "REVISION=$REVISION" -t "$IMAGE" -f Dockerfile . \
+# --label as well as the build arg: buildah reuses a cached LABEL layer when only an ARG changed,
+# which left the previous commit's revision on the image.
+podman build "${BUILD_ARGS[@]}" --build-arg "REVISION=$REVISION" \
+  --label "org.opencontainers.image.revision=$REVISION" -t "$IMAGE" -f Dockerfile . \
   >"$STATE/runtime.log" 2>&1 || {
   tail -40 "$STATE/runtime.log" >&2
   fail "podman build (runtime stage); full log: $STATE/runtime.log"
