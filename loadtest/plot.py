@@ -12,6 +12,7 @@ Needs Debian's python3-matplotlib (run with /usr/bin/python3).
 """
 import argparse
 import json
+import os
 import sys
 import textwrap
 
@@ -133,7 +134,10 @@ def main():
     throughput_vs_latency(axes[0], run)
     latency_cdf(axes[1], run)
     variant_mix(axes[2], run)
-    title = args.title or run.get("settings", {}).get("command", "visionload")
+    title = args.title
+    if not title:
+        argv = run.get("settings", {}).get("command", "visionload").split(" ")
+        title = " ".join([os.path.basename(argv[0])] + argv[1:])
     fig.suptitle(textwrap.fill(title, 190), fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=args.dpi)

@@ -27,7 +27,7 @@ std::string SearchVerdict(const StepSummary& s, double target_p99_ms, double max
   }
   const double p99_ms = static_cast<double>(s.latency.ValueAtQuantile(0.99)) / 1e3;
   if (p99_ms > target_p99_ms) {
-    return absl::StrFormat("p99 %.1f ms > %.1f ms", p99_ms, target_p99_ms);
+    return absl::StrFormat("p99 %.2f ms > %.2f ms", p99_ms, target_p99_ms);
   }
   const double sent_rate = s.window_s > 0 ? static_cast<double>(s.sent) / s.window_s : 0;
   if (s.throughput_rps < 0.9 * sent_rate * (1 - s.error_fraction())) {
