@@ -123,13 +123,8 @@ int Main(int argc, char** argv) {
   flags.String("json", &json_path, "write the full report as JSON (input of loadtest/plot.py)");
   flags.String("csv", &csv_path, "write one CSV row per step");
   flags.Bool("quiet", &quiet, "no progress line");
-  if (absl::Status s = flags.Parse(argc, argv, nullptr); !s.ok()) {
-    std::cerr << "visionload: " << s.message() << "\n";
-    return 2;
-  }
-  if (flags.help_requested()) {
-    std::cout << flags.Help();
-    return 0;
+  if (std::optional<int> code = flags.ParseOrExitCode(argc, argv, nullptr, "visionload")) {
+    return *code;
   }
 
   // Flags -> plan and workload; every problem is a usage error.

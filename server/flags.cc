@@ -1,5 +1,7 @@
 #include "server/flags.h"
 
+#include <iostream>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -78,6 +80,20 @@ std::string FlagParser::Help() const {
                     " (default: ", f.def.empty() ? "\"\"" : f.def, ")\n");
   }
   return out;
+}
+
+std::optional<int> FlagParser::ParseOrExitCode(int argc, char** argv,
+                                               std::vector<std::string>* positional,
+                                               const std::string& program) {
+  if (absl::Status s = Parse(argc, argv, positional); !s.ok()) {
+    std::cerr << program << ": " << s.message() << "\n";
+    return 2;
+  }
+  if (help_) {
+    std::cout << Help();
+    return 0;
+  }
+  return std::nullopt;
 }
 
 }  // namespace visionserve

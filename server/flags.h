@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ class FlagParser {
   // Parses argv[1..]; non-flag arguments go to `positional`. "--help" sets help_requested().
   absl::Status Parse(int argc, char** argv, std::vector<std::string>* positional);
   bool help_requested() const { return help_; }
+  // Parse() plus the usual handling: on an error prints "<program>: <error>" to stderr and
+  // returns 2, on --help prints Help() to stdout and returns 0; nullopt means carry on.
+  std::optional<int> ParseOrExitCode(int argc, char** argv, std::vector<std::string>* positional,
+                                     const std::string& program);
   std::string Help() const;
 
  private:

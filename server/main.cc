@@ -40,13 +40,8 @@ int main(int argc, char** argv) {
   flags.Int("drain-timeout-s", &drain_s, "seconds in-flight requests get to finish on SIGTERM");
   flags.Int("max-images-per-request", &max_images, "images one request may carry");
   flags.Int("max-image-pixels", &max_pixels, "decoded width x height limit (decompression bombs)");
-  if (absl::Status s = flags.Parse(argc, argv, nullptr); !s.ok()) {
-    std::cerr << "visionserve: " << s.message() << "\n";
-    return 2;
-  }
-  if (flags.help_requested()) {
-    std::cout << flags.Help();
-    return 0;
+  if (std::optional<int> code = flags.ParseOrExitCode(argc, argv, nullptr, "visionserve")) {
+    return *code;
   }
   if (threads < 0 || max_message_bytes < 1024 || drain_s < 0 || max_images < 1 || max_pixels < 1) {
     std::cerr << "visionserve: a numeric flag is out of range (see --help)\n";

@@ -122,13 +122,12 @@ int main(int argc, char** argv) {
   flags.Int("timeout-ms", &timeout_ms, "call deadline");
   flags.String("service", &service, "health: service name (default: the whole server)");
   std::vector<std::string> args;
-  if (absl::Status s = flags.Parse(argc, argv, &args); !s.ok()) {
-    std::cerr << "visionctl: " << s.message() << "\n";
-    return 2;
+  if (std::optional<int> code = flags.ParseOrExitCode(argc, argv, &args, "visionctl")) {
+    return *code;
   }
-  if (flags.help_requested() || args.empty()) {
+  if (args.empty()) {
     std::cout << flags.Help();
-    return args.empty() && !flags.help_requested() ? 2 : 0;
+    return 2;
   }
   grpc::ChannelArguments ch_args;
   ch_args.SetMaxReceiveMessageSize(64 << 20);

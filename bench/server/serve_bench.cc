@@ -195,9 +195,8 @@ int Main(int argc, char** argv) {
   flags.Int("rate", &rate, "overload: offered requests/s");
   flags.Int("budget-ms", &budget_ms, "overload: per-request deadline");
   flags.Int("seconds", &seconds, "measurement time per run");
-  if (absl::Status s = flags.Parse(argc, argv, nullptr); !s.ok() || flags.help_requested()) {
-    std::fprintf(stderr, "%s\n%s", std::string(s.message()).c_str(), flags.Help().c_str());
-    return s.ok() ? 0 : 2;
+  if (std::optional<int> code = flags.ParseOrExitCode(argc, argv, nullptr, "serve_bench")) {
+    return *code;
   }
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(-1);

@@ -26,9 +26,8 @@ int main(int argc, char** argv) {
   flags.Int("latency-ms", &latency_ms, "base answer latency");
   flags.Int("jitter-ms", &jitter_ms, "extra latency spread evenly over [0, jitter)");
   flags.Int("error-every", &error_every, "every Nth call fails with UNAVAILABLE (0: none)");
-  if (absl::Status s = flags.Parse(argc, argv, nullptr); !s.ok() || flags.help_requested()) {
-    std::cerr << s.message() << "\n" << flags.Help();
-    return s.ok() ? 0 : 2;
+  if (std::optional<int> code = flags.ParseOrExitCode(argc, argv, nullptr, "fake_visionserve")) {
+    return *code;
   }
   using visionserve::loadtest::testing::FakeAnswer;
   using visionserve::loadtest::testing::FakeCall;
