@@ -183,11 +183,19 @@ absl::StatusOr<const DetectorInfo*> FindDetector(std::string_view name) {
       absl::StrAppend(&names, names.empty() ? "" : ", ", d.name);
     }
   }
-  return absl::NotFoundError(absl::StrCat("unknown detector \"", std::string(name), "\"",
-                                          names.empty() ? "" : "; did you mean: ", names));
+  if (names.empty()) {  // no backbone named: list them all (there are few)
+    for (const DetectorInfo& d : DetectorCatalog()) {
+      absl::StrAppend(&names, names.empty() ? "" : ", ", d.name);
+    }
+    return absl::NotFoundError(
+        absl::StrCat("unknown detector \"", std::string(name), "\"; detectors: ", names));
+  }
+  return absl::NotFoundError(
+      absl::StrCat("unknown detector \"", std::string(name), "\"; did you mean: ", names));
 }
 
-absl::StatusOr<engine::Graph> BuildDetector(std::string_view name, const BuildOptions& opts) {
+absl::StatusOr<engine::Graph> BuildDetector(std::string_view name, const BuildOptions& opts,
+                                            int64_t num_classes) {
   absl::StatusOr<const DetectorInfo*> info = FindDetector(name);
   if (!info.ok()) return info.status();
   DetectorInfo d = **info;
@@ -198,12 +206,14 @@ absl::StatusOr<engine::Graph> BuildDetector(std::string_view name, const BuildOp
     }
     d.input_size = opts.input_size;
   }
-  if (opts.num_classes != 1000) {
-    if (opts.num_classes < 1 || opts.num_classes > 10000) {
-      return absl::InvalidArgumentError("detector num_classes must be in [1, 10000]");
-    }
-    d.num_classes = opts.num_classes;
+  const int64_t classes = num_classes != 0                                 ? num_classes
+                          : opts.num_classes != BuildOptions{}.num_classes ? opts.num_classes
+                                                                           : d.num_classes;
+  if (classes < 1 || classes > 10000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("detector num_classes must be in [1, 10000], got ", classes));
   }
+  d.num_classes = classes;
   return Build(d, opts.seed, opts.synthetic_weights);
 }
 

@@ -40,8 +40,10 @@ const std::vector<DetectorInfo>& DetectorCatalog();
 // NOT_FOUND for an unknown name, naming the closest.
 absl::StatusOr<const DetectorInfo*> FindDetector(std::string_view name);
 
-// Builds the detector `name`; BuildOptions::num_classes replaces the catalog's 80 when it is not
-// the default 1000, input_size (a multiple of 32) replaces the catalog's when nonzero.
-absl::StatusOr<engine::Graph> BuildDetector(std::string_view name, const BuildOptions& opts = {});
+// Builds the detector `name`. Classes: `num_classes` when nonzero, else BuildOptions::num_classes
+// when it is not its default (1000), else the catalog's 80. input_size (a multiple of 32)
+// replaces the catalog's when nonzero.
+absl::StatusOr<engine::Graph> BuildDetector(std::string_view name, const BuildOptions& opts = {},
+                                            int64_t num_classes = 0);
 
 }  // namespace visionserve::models

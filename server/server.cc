@@ -41,6 +41,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
       repository::ModelRepository::Create(configs, options.default_model, std::move(*policies));
   if (!models.ok()) return models.status();
   s->models_ = std::move(*models);
+  if (options.graph_hook) s->models_->SetGraphHook(options.graph_hook);
   auto metrics = metrics::ServerMetrics::Create(options.metrics_listen);
   if (!metrics.ok()) return metrics.status();
   s->metrics_ = std::move(*metrics);
@@ -56,8 +57,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
     for (const auto& m : repo->models()) {
       metrics::ModelSnapshot snap;
       snap.name = m->spec().name;
-      snap.family = m->spec().info->family;
-      snap.variant = m->spec().info->name;
+      snap.family = m->spec().family;
+      snap.variant = m->spec().variant;
       snap.weights = m->weights();
       snap.state = repository::ModelStateName(m->state());
       if (m->state() == repository::ModelState::kReady && m->batcher()) {
@@ -69,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
     return out;
   });
   s->pool_ = std::make_shared<engine::ThreadPool>(options.threads);
-  api::ClassifyOptions classify = options.classify;
+  api::JobOptions classify = options.classify;
   classify.metrics = s->metrics_.get();
   s->service_ = std::make_unique<api::VisionServiceImpl>(s->models_.get(), s->pool_, classify);
 

@@ -28,7 +28,9 @@ struct ServerOptions {
                                           // policies.pbtxt's default, else the default model
   int64_t max_message_bytes = 64 << 20;   // larger requests: RESOURCE_EXHAUSTED
   absl::Duration drain_timeout = absl::Seconds(30);
-  api::ClassifyOptions classify;
+  api::JobOptions classify;  // Classify and Detect
+  // Runs on every model's graph before it is compiled (see repository::GraphHook); empty: none.
+  repository::GraphHook graph_hook;
 };
 
 // Tells glibc malloc to keep freed memory instead of returning it to the OS: request

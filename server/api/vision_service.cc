@@ -23,32 +23,49 @@ int64_t DeadlineMicros(const grpc::CallbackServerContext& context) {
 }
 
 VisionServiceImpl::VisionServiceImpl(const repository::ModelRepository* models,
-                                     std::shared_ptr<engine::ThreadPool> pool,
-                                     ClassifyOptions options)
+                                     std::shared_ptr<engine::ThreadPool> pool, JobOptions options)
     : models_(models), pool_(std::move(pool)), options_(options) {}
+
+template <typename Response, typename Done>
+bool VisionServiceImpl::RejectIfDraining(metrics::Rpc rpc, const std::string& request_id,
+                                         Done& done) {
+  if (!draining()) {
+    in_flight_.fetch_add(1);
+    return false;
+  }
+  if (options_.metrics) {
+    metrics::ModelMetrics* m = options_.metrics->unrouted();
+    m->requests[static_cast<int>(rpc)][static_cast<int>(absl::StatusCode::kUnavailable)]
+        ->Increment();
+    m->request_seconds[static_cast<int>(rpc)]->Observe(0);
+  }
+  Response response;
+  response.set_request_id(request_id);
+  done(absl::UnavailableError("shutting down"), std::move(response));
+  return true;
+}
 
 void VisionServiceImpl::StartJob(metrics::Rpc rpc, const v1::ClassifyRequest& request,
                                  int64_t deadline_us, std::shared_ptr<std::atomic<bool>> cancelled,
                                  ClassifyJob::Completion done) {
-  if (draining()) {
-    if (options_.metrics) {
-      metrics::ModelMetrics* m = options_.metrics->unrouted();
-      m->requests[static_cast<int>(rpc)][static_cast<int>(absl::StatusCode::kUnavailable)]
-          ->Increment();
-      m->request_seconds[static_cast<int>(rpc)]->Observe(0);
-    }
-    v1::ClassifyResponse response;
-    response.set_request_id(request.request_id());
-    done(absl::UnavailableError("shutting down"), std::move(response));
-    return;
-  }
-  in_flight_.fetch_add(1);
+  if (RejectIfDraining<v1::ClassifyResponse>(rpc, request.request_id(), done)) return;
   ClassifyJob::Start(rpc, request, deadline_us, std::move(cancelled), models_, pool_.get(),
                      options_,
                      [this, done = std::move(done)](const absl::Status& s, v1::ClassifyResponse r) {
                        done(s, std::move(r));
                        in_flight_.fetch_sub(1);
                      });
+}
+
+void VisionServiceImpl::StartJob(metrics::Rpc rpc, const v1::DetectRequest& request,
+                                 int64_t deadline_us, std::shared_ptr<std::atomic<bool>> cancelled,
+                                 DetectJob::Completion done) {
+  if (RejectIfDraining<v1::DetectResponse>(rpc, request.request_id(), done)) return;
+  DetectJob::Start(rpc, request, deadline_us, std::move(cancelled), models_, pool_.get(), options_,
+                   [this, done = std::move(done)](const absl::Status& s, v1::DetectResponse r) {
+                     done(s, std::move(r));
+                     in_flight_.fetch_sub(1);
+                   });
 }
 
 void VisionServiceImpl::WakeBatchers() const {
@@ -58,15 +75,16 @@ void VisionServiceImpl::WakeBatchers() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Classify (unary)
+// Classify and Detect (unary)
 
-class VisionServiceImpl::UnaryClassify final : public grpc::ServerUnaryReactor {
+template <typename Request, typename Response>
+class VisionServiceImpl::UnaryCall final : public grpc::ServerUnaryReactor {
  public:
-  UnaryClassify(VisionServiceImpl* service, grpc::CallbackServerContext* context,
-                const v1::ClassifyRequest* request, v1::ClassifyResponse* response)
+  UnaryCall(VisionServiceImpl* service, metrics::Rpc rpc, grpc::CallbackServerContext* context,
+            const Request* request, Response* response)
       : service_(service), cancelled_(std::make_shared<std::atomic<bool>>(false)) {
-    service->StartJob(metrics::Rpc::kClassify, *request, DeadlineMicros(*context), cancelled_,
-                      [this, response](const absl::Status& s, v1::ClassifyResponse r) {
+    service->StartJob(rpc, *request, DeadlineMicros(*context), cancelled_,
+                      [this, response](const absl::Status& s, Response r) {
                         if (s.ok()) *response = std::move(r);
                         Finish(ToGrpcStatus(s));
                       });
@@ -85,21 +103,30 @@ class VisionServiceImpl::UnaryClassify final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* VisionServiceImpl::Classify(grpc::CallbackServerContext* context,
                                                       const v1::ClassifyRequest* request,
                                                       v1::ClassifyResponse* response) {
-  return new UnaryClassify(this, context, request, response);
+  return new UnaryCall<v1::ClassifyRequest, v1::ClassifyResponse>(this, metrics::Rpc::kClassify,
+                                                                  context, request, response);
+}
+
+grpc::ServerUnaryReactor* VisionServiceImpl::Detect(grpc::CallbackServerContext* context,
+                                                    const v1::DetectRequest* request,
+                                                    v1::DetectResponse* response) {
+  return new UnaryCall<v1::DetectRequest, v1::DetectResponse>(this, metrics::Rpc::kDetect, context,
+                                                              request, response);
 }
 
 // ---------------------------------------------------------------------------------------------
-// ClassifyStream: one response per message, in completion order; a failed message gets a
-// response with `error` set and the stream goes on.
+// ClassifyStream and DetectStream: one response per message, in completion order; a failed
+// message gets a response with `error` set and the stream goes on.
 
-class VisionServiceImpl::StreamClassify final
-    : public grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse> {
+template <typename Request, typename Response>
+class VisionServiceImpl::StreamCall final : public grpc::ServerBidiReactor<Request, Response> {
  public:
-  StreamClassify(VisionServiceImpl* service, grpc::CallbackServerContext* context)
+  StreamCall(VisionServiceImpl* service, metrics::Rpc rpc, grpc::CallbackServerContext* context)
       : service_(service),
+        rpc_(rpc),
         context_(context),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {
-    StartRead(&request_);
+    this->StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
@@ -110,11 +137,11 @@ class VisionServiceImpl::StreamClassify final
     Step([this] { ++pending_; });
     // The job reads the request until it answers: hand it over (a swap, not a copy) and keep it
     // alive in the completion; the next read fills a fresh message.
-    auto request = std::make_shared<v1::ClassifyRequest>(std::move(request_));
+    auto request = std::make_shared<Request>(std::move(request_));
     request_.Clear();
-    const v1::ClassifyRequest& ref = *request;
-    service_->StartJob(metrics::Rpc::kClassifyStream, ref, DeadlineMicros(*context_), cancelled_,
-                       [this, request](const absl::Status& s, v1::ClassifyResponse r) {
+    const Request& ref = *request;
+    service_->StartJob(rpc_, ref, DeadlineMicros(*context_), cancelled_,
+                       [this, request](const absl::Status& s, Response r) {
                          if (!s.ok()) {
                            r.mutable_error()->set_code(static_cast<int>(s.code()));
                            r.mutable_error()->set_message(std::string(s.message()));
@@ -124,7 +151,7 @@ class VisionServiceImpl::StreamClassify final
                            outbox_.push_back(std::move(r));
                          });
                        });
-    StartRead(&request_);
+    this->StartRead(&request_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -149,7 +176,7 @@ class VisionServiceImpl::StreamClassify final
   // operations are started outside the lock: a reaction may run inline on this thread.
   template <typename F>
   void Step(F change) {
-    const v1::ClassifyResponse* write = nullptr;
+    const Response* write = nullptr;
     bool finish = false;
     {
       absl::MutexLock lock(&mu_);
@@ -163,16 +190,17 @@ class VisionServiceImpl::StreamClassify final
         finish = true;
       }
     }
-    if (write) StartWrite(write);
-    if (finish) Finish(cancelled_->load() ? grpc::Status::CANCELLED : grpc::Status::OK);
+    if (write) this->StartWrite(write);
+    if (finish) this->Finish(cancelled_->load() ? grpc::Status::CANCELLED : grpc::Status::OK);
   }
 
   VisionServiceImpl* service_;
+  const metrics::Rpc rpc_;
   grpc::CallbackServerContext* context_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
-  v1::ClassifyRequest request_;  // only touched by the read chain
+  Request request_;  // only touched by the read chain
   absl::Mutex mu_;
-  std::deque<v1::ClassifyResponse> outbox_ ABSL_GUARDED_BY(mu_);
+  std::deque<Response> outbox_ ABSL_GUARDED_BY(mu_);
   int pending_ ABSL_GUARDED_BY(mu_) = 0;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -182,7 +210,14 @@ class VisionServiceImpl::StreamClassify final
 
 grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>*
 VisionServiceImpl::ClassifyStream(grpc::CallbackServerContext* context) {
-  return new StreamClassify(this, context);
+  return new StreamCall<v1::ClassifyRequest, v1::ClassifyResponse>(
+      this, metrics::Rpc::kClassifyStream, context);
+}
+
+grpc::ServerBidiReactor<v1::DetectRequest, v1::DetectResponse>* VisionServiceImpl::DetectStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamCall<v1::DetectRequest, v1::DetectResponse>(this, metrics::Rpc::kDetectStream,
+                                                               context);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,8 +226,10 @@ VisionServiceImpl::ClassifyStream(grpc::CallbackServerContext* context) {
 void DescribeModel(const repository::ServedModel& model, bool is_default, v1::ModelInfo* out) {
   const repository::ModelSpec& s = model.spec();
   out->set_name(s.name);
-  out->set_variant(s.info->name);
-  out->set_family(s.info->family);
+  out->set_variant(s.variant);
+  out->set_family(s.family);
+  out->set_task(repository::ModelTaskName(s.task));
+  out->set_num_anchors(s.num_anchors);
   out->set_version(s.version);
   const repository::ModelState state = model.state();
   out->set_state(static_cast<v1::ModelState>(static_cast<int>(state) + 1));
@@ -206,15 +243,15 @@ void DescribeModel(const repository::ServedModel& model, bool is_default, v1::Mo
   p->set_resize_size(s.resize_size);
   p->set_crop_size(s.input_size);
   p->set_interpolation(s.bicubic ? "bicubic" : "bilinear");
+  p->set_letterbox(s.task == repository::ModelTask::kDetect);
   for (int i = 0; i < 3; ++i) {
     p->add_mean(s.mean[i]);
     p->add_std(s.stddev[i]);
   }
-  out->set_params(s.info->params);
-  out->set_gmacs(s.info->gmacs * s.input_size * s.input_size /
-                 (double{1} * s.info->input_size * s.info->input_size));
-  out->set_top1(s.info->top1);
-  out->set_top1_source(s.info->top1_source);
+  out->set_params(s.params);
+  out->set_gmacs(s.gmacs);
+  out->set_top1(s.top1);
+  out->set_top1_source(s.top1_source);
   v1::BatchingInfo* b = out->mutable_batching();
   b->set_max_batch_size(s.batching.max_batch_size);
   b->set_max_queue_delay_us(s.batching.max_queue_delay_us);
@@ -237,7 +274,7 @@ grpc::ServerUnaryReactor* VisionServiceImpl::ListModels(grpc::CallbackServerCont
                                                         const v1::ListModelsRequest*,
                                                         v1::ListModelsResponse* response) {
   for (const auto& m : models_->models()) {
-    DescribeModel(*m, m.get() == models_->default_model(), response->add_models());
+    DescribeModel(*m, m.get() == models_->default_model(m->spec().task), response->add_models());
   }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -249,12 +286,17 @@ grpc::ServerUnaryReactor* VisionServiceImpl::GetModel(grpc::CallbackServerContex
                                                       v1::ModelInfo* response) {
   auto* reactor = context->DefaultReactor();
   const std::string name =
-      request->name().empty() ? models_->default_model()->spec().name : request->name();
+      request->name().empty()
+          ? (models_->default_model() ? models_->default_model()
+                                      : models_->default_model(repository::ModelTask::kDetect))
+                ->spec()
+                .name
+          : request->name();
   auto m = models_->Find(name);
   if (!m.ok()) {
     reactor->Finish(ToGrpcStatus(m.status()));
   } else {
-    DescribeModel(**m, *m == models_->default_model(), response);
+    DescribeModel(**m, *m == models_->default_model((*m)->spec().task), response);
     reactor->Finish(grpc::Status::OK);
   }
   return reactor;

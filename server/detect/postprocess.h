@@ -2,6 +2,9 @@
 
 // One image's detector output to detections in original-image pixels: DecodeYoloOutput, then
 // BatchedNms, then MapToOriginal + ClipToImage for the kept boxes. What the Detect RPC calls.
+// One deviation from Ultralytics: candidates whose box lies entirely in the letterbox padding
+// (empty once mapped and clipped to the image) are dropped before NMS, so every detection has a
+// positive area and such boxes never take a max_detections slot.
 
 #include <cstdint>
 #include <vector>

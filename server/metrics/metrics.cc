@@ -38,7 +38,19 @@ prometheus::MetricFamily Family(const std::string& name, const std::string& help
 
 }  // namespace
 
-const char* RpcName(Rpc rpc) { return rpc == Rpc::kClassify ? "Classify" : "ClassifyStream"; }
+const char* RpcName(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kClassify:
+      return "Classify";
+    case Rpc::kClassifyStream:
+      return "ClassifyStream";
+    case Rpc::kDetect:
+      return "Detect";
+    case Rpc::kDetectStream:
+      return "DetectStream";
+  }
+  return "unknown";
+}
 
 std::vector<double> LatencyBuckets() {
   std::vector<double> b;

@@ -28,8 +28,8 @@ class Exposer;
 
 namespace visionserve::metrics {
 
-enum class Rpc { kClassify = 0, kClassifyStream = 1 };
-inline constexpr int kNumRpcs = 2;
+enum class Rpc { kClassify = 0, kClassifyStream = 1, kDetect = 2, kDetectStream = 3 };
+inline constexpr int kNumRpcs = 4;
 inline constexpr int kNumCodes = 17;  // google.rpc.Code 0..16
 
 // Exponential buckets from 100 µs to 10 s (16 bounds, ×10^(1/3) apart), in seconds.

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -54,7 +55,8 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
 
 std::vector<v1::ModelConfig> DefaultConfigs() {
   std::vector<v1::ModelConfig> out;
-  for (const char* variant : {"regnet_y_400mf", "efficientnet_b0", "convnext_tiny"}) {
+  for (const char* variant :
+       {"regnet_y_400mf", "efficientnet_b0", "convnext_tiny", "det_regnet_y_400mf_416"}) {
     v1::ModelConfig c;
     c.set_name(variant);
     c.set_variant(variant);
@@ -116,6 +118,11 @@ absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& d
   return out;
 }
 
+namespace {
+absl::StatusOr<ModelSpec> ResolveBatching(const v1::ModelConfig& c, const std::string& who,
+                                          ModelSpec s);
+}  // namespace
+
 absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
   const std::string who = absl::StrCat("model \"", c.name(), "\": ");
   if (c.name().empty()) return absl::InvalidArgumentError("model config without a name");
@@ -126,14 +133,41 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     }
   }
   if (c.variant().empty()) return absl::InvalidArgumentError(absl::StrCat(who, "no variant"));
-  auto info = models::FindModel(c.variant());
-  if (!info.ok()) return absl::NotFoundError(absl::StrCat(who, info.status().message()));
   ModelSpec s;
   s.name = c.name();
-  s.info = *info;
+  if (auto det = models::FindDetector(c.variant()); det.ok()) {
+    s.task = ModelTask::kDetect;
+    s.detector = *det;
+    auto backbone = models::FindModel((*det)->backbone);
+    if (!backbone.ok()) return backbone.status();
+    s.family = (*backbone)->family;
+    s.top1 = (*backbone)->top1;
+    s.top1_source = absl::StrCat("backbone ", (*backbone)->name, ": ", (*backbone)->top1_source,
+                                 " (a proxy: detectors have no published accuracy here)");
+    s.params = (*det)->params;
+  } else {
+    auto info = models::FindModel(c.variant());
+    if (!info.ok()) {
+      return absl::NotFoundError(absl::StrCat(who, absl::StartsWith(c.variant(), "det_")
+                                                       ? det.status().message()
+                                                       : info.status().message()));
+    }
+    s.info = *info;
+    s.family = s.info->family;
+    s.top1 = s.info->top1;
+    s.top1_source = s.info->top1_source;
+    s.params = s.info->params;
+  }
+  s.variant = c.variant();
   s.version = c.version() > 0 ? c.version() : 1;
   s.seed = c.seed();
   if (!c.weights().empty()) {
+    if (s.task == ModelTask::kDetect) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who,
+          "weights: ONNX weights load into zoo classifiers only; detectors use synthetic "
+          "weights from `seed`"));
+    }
     auto sha = models::Sha256OfFile(c.weights());
     if (!sha.ok()) {
       return absl::Status(sha.status().code(),
@@ -142,14 +176,30 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     s.weights_path = c.weights();
     s.weights_sha256 = *sha;
   }
-  s.input_size = c.input_size() > 0 ? c.input_size() : s.info->input_size;
+  const int catalog_size = s.detector ? s.detector->input_size : s.info->input_size;
+  s.input_size = c.input_size() > 0 ? c.input_size() : catalog_size;
   if (s.input_size < 32 || s.input_size > 2048) {
     return absl::InvalidArgumentError(
         absl::StrCat(who, "input_size ", s.input_size, " is outside 32..2048"));
   }
-  s.num_classes = c.num_classes() > 0 ? c.num_classes() : s.info->num_classes;
-  if (s.num_classes > 100000) {
-    return absl::InvalidArgumentError(absl::StrCat(who, "num_classes above 100000"));
+  if (s.detector && (s.input_size % 32 != 0 || s.input_size < 64)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        who, "input_size ", s.input_size, " of a detector must be a multiple of 32, at least 64"));
+  }
+  s.num_classes = c.num_classes() > 0     ? c.num_classes()
+                  : s.detector != nullptr ? static_cast<int>(s.detector->num_classes)
+                                          : s.info->num_classes;
+  if (s.num_classes > 100000 || (s.detector && s.num_classes > 10000)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "num_classes ", s.num_classes, " above ", s.detector ? 10000 : 100000));
+  }
+  const double scale = static_cast<double>(s.input_size) * s.input_size /
+                       (static_cast<double>(catalog_size) * catalog_size);
+  s.gmacs = (s.detector ? s.detector->gmacs : s.info->gmacs) * scale;
+  if (s.detector) {
+    for (int stride : {8, 16, 32}) {
+      s.num_anchors += int64_t{s.input_size / stride} * (s.input_size / stride);
+    }
   }
 
   // Labels.
@@ -168,16 +218,32 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
                                                      " classes"));
     }
     s.labels_source = c.labels_file();
-  } else if (s.num_classes == 1000) {
+  } else if (s.num_classes == 1000 && s.task == ModelTask::kClassify) {
     for (auto l : models::kImageNet1kLabels) s.labels.emplace_back(l);
     s.labels_source = "imagenet-1k (built in)";
+  } else if (s.num_classes == 80 && s.task == ModelTask::kDetect) {
+    for (auto l : models::kCoco80Labels) s.labels.emplace_back(l);
+    s.labels_source = "coco-80 (built in)";
   } else {
     for (int i = 0; i < s.num_classes; ++i) s.labels.push_back(absl::StrCat("class_", i));
     s.labels_source = "class_<index>";
   }
 
-  // Preprocessing: the catalog's, scaled with a custom input size, overridable.
+  // Preprocessing: the catalog's, scaled with a custom input size, overridable. Detectors
+  // letterbox and scale to [0, 1], as YOLO models are trained.
   const auto& p = c.preprocessing();
+  if (s.task == ModelTask::kDetect) {
+    if (p.ByteSizeLong() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who,
+          "preprocessing applies to classifiers; detectors letterbox to input_size and "
+          "scale to [0, 1]"));
+    }
+    s.resize_size = 0;
+    s.mean = {0, 0, 0};
+    s.stddev = {1, 1, 1};
+    return ResolveBatching(c, who, std::move(s));
+  }
   s.resize_size = p.resize_size() > 0 ? p.resize_size()
                                       : static_cast<int>(static_cast<int64_t>(s.info->resize_size) *
                                                          s.input_size / s.info->input_size);
@@ -211,7 +277,14 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     }
   }
 
-  // Batching.
+  return ResolveBatching(c, who, std::move(s));
+}
+
+const char* ModelTaskName(ModelTask t) { return t == ModelTask::kDetect ? "detect" : "classify"; }
+
+namespace {
+absl::StatusOr<ModelSpec> ResolveBatching(const v1::ModelConfig& c, const std::string& who,
+                                          ModelSpec s) {
   const auto& b = c.batching();
   batching::BatchingOptions& o = s.batching;
   if (b.max_batch_size() > 0) o.max_batch_size = b.max_batch_size();
@@ -231,6 +304,7 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
   }
   return s;
 }
+}  // namespace
 
 const policy::Policy* PolicyTable::Find(const std::string& name) const {
   for (const auto& p : policies) {

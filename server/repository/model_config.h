@@ -12,15 +12,30 @@
 #include "absl/status/statusor.h"
 #include "model_config.pb.h"
 #include "models/catalog.h"
+#include "models/detector.h"
 #include "server/batching/batch_queue.h"
 #include "server/policy/router.h"
 
 namespace visionserve::repository {
 
+// What a model is served for: the RPC that reaches it.
+enum class ModelTask { kClassify, kDetect };
+const char* ModelTaskName(ModelTask t);  // "classify", "detect"
+
 // Everything the server needs to load and serve one model, defaults resolved.
 struct ModelSpec {
   std::string name;
-  const models::ModelInfo* info = nullptr;  // zoo variant
+  ModelTask task = ModelTask::kClassify;
+  const models::ModelInfo* info = nullptr;         // zoo classifier (task kClassify)
+  const models::DetectorInfo* detector = nullptr;  // zoo detector (task kDetect)
+  // The variant's catalog facts, whichever kind it is.
+  std::string variant;  // catalog name
+  std::string family;   // classifiers: their family; detectors: their backbone's
+  double top1 = 0;      // ImageNet top-1 %; detectors: their backbone's (a proxy, see source)
+  std::string top1_source;
+  int64_t params = 0;
+  double gmacs = 0;         // per image at input_size
+  int64_t num_anchors = 0;  // detectors: candidate boxes per image
   int64_t version = 1;
   uint64_t seed = 0;
   std::string weights_path;    // ONNX file whose weights load; empty: synthetic from seed
@@ -29,15 +44,18 @@ struct ModelSpec {
   int num_classes = 1000;
   std::vector<std::string> labels;  // num_classes names
   std::string labels_source;        // "imagenet-1k (built in)" or the file's path
-  // Preprocessing (torchvision's Resize(resize_size) -> CenterCrop(crop = input_size)).
+  // Classifiers: torchvision's Resize(resize_size) -> CenterCrop(crop = input_size) ->
+  // Normalize(mean, stddev). Detectors: letterbox to input_size, mean 0, stddev 1 (resize_size
+  // 0).
   int resize_size = 256;
   bool bicubic = false;
   std::array<float, 3> mean{}, stddev{};
   batching::BatchingOptions batching;
 };
 
-// The embedded default set: regnet_y_400mf, efficientnet_b0 and convnext_tiny with synthetic
-// weights; the first is the default model.
+// The embedded default set: the classifiers regnet_y_400mf, efficientnet_b0 and convnext_tiny
+// and the detector det_regnet_y_400mf_416, with synthetic weights; the first is the default
+// model (of Classify; the detector is Detect's).
 std::vector<v1::ModelConfig> DefaultConfigs();
 
 // Reads every `*.pbtxt` file in `dir` (but policies.pbtxt) and every `*/config.pbtxt` one
@@ -50,7 +68,8 @@ absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& d
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& text,
                                                  const std::string& origin);
 
-// Resolves a config: looks up the variant, fills defaults, validates ranges, loads labels.
+// Resolves a config: looks up the variant (classifier or detector), fills defaults, validates
+// ranges, loads labels.
 // Errors are INVALID_ARGUMENT / NOT_FOUND naming the model and the field.
 absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& config);
 

@@ -63,6 +63,18 @@ absl::StatusOr<ServedModel*> ModelRepository::Find(const std::string& name) cons
       absl::StrCat("unknown model \"", name, "\"; served models: ", absl::StrJoin(names, ", ")));
 }
 
+ServedModel* ModelRepository::default_model(ModelTask task) const {
+  if (models_[default_index_]->spec().task == task) return models_[default_index_].get();
+  for (const auto& m : models_) {
+    if (m->spec().task == task) return m.get();
+  }
+  return nullptr;
+}
+
+void ModelRepository::SetGraphHook(const GraphHook& hook) {
+  for (auto& m : models_) m->set_graph_hook(hook);
+}
+
 bool ModelRepository::AllReady() const {
   for (const auto& m : models_) {
     if (m->state() != ModelState::kReady) return false;

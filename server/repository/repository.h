@@ -35,7 +35,11 @@ class ModelRepository {
 
   // NOT_FOUND naming the known models.
   absl::StatusOr<ServedModel*> Find(const std::string& name) const;
-  ServedModel* default_model() const { return models_[default_index_].get(); }
+  // The default model of the Classify RPC (the configured default when it is a classifier, else
+  // the first classifier), or of Detect (likewise); nullptr when no model has that task.
+  ServedModel* default_model(ModelTask task = ModelTask::kClassify) const;
+  // Sets the graph hook of every model; call before StartLoading.
+  void SetGraphHook(const GraphHook& hook);
   const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
   bool AllReady() const;
   const PolicyTable& policies() const { return policies_; }

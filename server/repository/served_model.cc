@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "models/detector.h"
 #include "models/onnx.h"
 #include "models/zoo.h"
 
@@ -30,6 +31,13 @@ namespace {
 
 preprocess::ClassifySpec PreprocessSpecOf(const ModelSpec& m) {
   preprocess::ClassifySpec s;
+  if (m.task == ModelTask::kDetect) {  // unused: detectors letterbox (see DetectJob)
+    s.crop_size = m.input_size;
+    s.resize_size = m.input_size;
+    s.mean = m.mean;
+    s.stddev = m.stddev;
+    return s;
+  }
   s.resize_size = m.resize_size;
   s.crop_size = m.input_size;
   s.interpolation =
@@ -77,7 +85,9 @@ absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
   build.input_size = spec_.input_size;
   build.seed = spec_.seed;
   absl::StatusOr<engine::Graph> graph;
-  if (spec_.weights_path.empty()) {
+  if (spec_.task == ModelTask::kDetect) {
+    graph = models::BuildDetector(spec_.variant, build, spec_.num_classes);
+  } else if (spec_.weights_path.empty()) {
     graph = models::BuildModel(spec_.info->name, build);
   } else {
     models::OnnxModelInfo file;
@@ -90,6 +100,9 @@ absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
     }
   }
   if (!graph.ok()) return fail(graph.status());
+  if (graph_hook_) {
+    if (absl::Status s = graph_hook_(spec_, &*graph); !s.ok()) return fail(s);
+  }
   engine::CompileOptions copts;
   copts.pool = std::move(pool);
   copts.max_batch_size = spec_.batching.max_batch_size;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,11 @@
 namespace visionserve::repository {
 
 enum class ModelState { kLoading, kWarming, kReady, kUnloading, kFailed };
+
+// Runs on a model's graph after it is built (weights set) and before it is compiled: an
+// embedding application's (or a test's) chance to replace parameters by hand. An error fails
+// the model's load with that reason.
+using GraphHook = std::function<absl::Status(const ModelSpec&, engine::Graph*)>;
 const char* ModelStateName(ModelState s);
 
 class ServedModel {
@@ -44,13 +50,19 @@ class ServedModel {
   // Weights provenance, e.g. "synthetic (seed 0)".
   const std::string& weights() const { return weights_; }
   int64_t input_floats() const { return int64_t{spec_.input_size} * spec_.input_size * 3; }
-  int64_t output_floats() const { return spec_.num_classes; }
+  // Classifiers: logits; detectors: the [4 + classes, anchors] YOLOv8 block.
+  int64_t output_floats() const {
+    return spec_.task == ModelTask::kDetect ? (4 + int64_t{spec_.num_classes}) * spec_.num_anchors
+                                            : spec_.num_classes;
+  }
   // Valid once READY (and until destruction).
   batching::DynamicBatcher* batcher() const { return batcher_.get(); }
   const policy::LatencyProfile& profile() const { return profile_; }
   double load_seconds() const { return load_seconds_; }
   // Metric handles (set once before Load; null when metrics are off).
   void set_metrics(metrics::ModelMetrics* m) { metrics_ = m; }
+  // Set once before Load (see GraphHook).
+  void set_graph_hook(GraphHook hook) { graph_hook_ = std::move(hook); }
   metrics::ModelMetrics* metrics() const { return metrics_; }
 
  private:
@@ -68,6 +80,7 @@ class ServedModel {
   std::unique_ptr<batching::DynamicBatcher> batcher_;
   double load_seconds_ = 0;
   metrics::ModelMetrics* metrics_ = nullptr;
+  GraphHook graph_hook_;
 };
 
 }  // namespace visionserve::repository

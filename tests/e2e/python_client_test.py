@@ -78,7 +78,9 @@ class PythonClientTest(unittest.TestCase):
     def test_list_models(self):
         r = self.stub.ListModels(pb.ListModelsRequest(), timeout=10)
         self.assertEqual([m.name for m in r.models],
-                         ["regnet_y_400mf", "efficientnet_b0", "convnext_tiny"])
+                         ["regnet_y_400mf", "efficientnet_b0", "convnext_tiny",
+                          "det_regnet_y_400mf_416"])
+        self.assertEqual([m.task for m in r.models], ["classify"] * 3 + ["detect"])
         self.assertTrue(all(m.state == pb.READY for m in r.models))
         self.assertTrue(all(m.weights.startswith("synthetic") for m in r.models))
 

@@ -232,10 +232,11 @@ TEST_F(ServerE2ETest, ListsTheEmbeddedDefaultModelsWithTheirProfiles) {
   v1::ListModelsResponse resp;
   grpc::ClientContext ctx;
   ASSERT_TRUE(stub_->ListModels(&ctx, v1::ListModelsRequest(), &resp).ok());
-  ASSERT_EQ(resp.models_size(), 3);
-  std::vector<std::string> names;
+  ASSERT_EQ(resp.models_size(), 4);
+  std::vector<std::string> names, tasks;
   for (const auto& m : resp.models()) {
     names.push_back(m.name());
+    tasks.push_back(m.task());
     EXPECT_EQ(m.state(), v1::READY);
     EXPECT_EQ(m.weights(), "synthetic (seed 0)");
     EXPECT_EQ(m.input_shape_size(), 3);
@@ -243,9 +244,15 @@ TEST_F(ServerE2ETest, ListsTheEmbeddedDefaultModelsWithTheirProfiles) {
     EXPECT_FALSE(m.latency_profile().empty());
     for (const auto& p : m.latency_profile()) EXPECT_GT(p.latency_ms(), 0);
   }
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"regnet_y_400mf", "efficientnet_b0", "convnext_tiny"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"regnet_y_400mf", "efficientnet_b0", "convnext_tiny",
+                                             "det_regnet_y_400mf_416"}));
+  EXPECT_EQ(tasks, (std::vector<std::string>{"classify", "classify", "classify", "detect"}));
   EXPECT_TRUE(resp.models(0).is_default());
+  EXPECT_FALSE(resp.models(1).is_default());
+  EXPECT_TRUE(resp.models(3).is_default());  // Detect's default
+  EXPECT_EQ(resp.models(3).num_classes(), 80);
+  EXPECT_EQ(resp.models(3).num_anchors(), 52 * 52 + 26 * 26 + 13 * 13);
+  EXPECT_TRUE(resp.models(3).preprocessing().letterbox());
 
   v1::GetModelRequest get;
   get.set_name("convnext_tiny");

@@ -54,6 +54,35 @@ TEST(PostprocessYoloOutputTest, KnownBoxesComeBackInOriginalPixels) {
   EXPECT_EQ(HeapAllocations(), before);
 }
 
+TEST(PostprocessYoloOutputTest, BoxesInThePaddingAloneAreDroppedBeforeNmsAndTheLimit) {
+  auto g = ComputeLetterbox(640, 320, 640, 640);  // content rows 160..480
+  ASSERT_TRUE(g.ok());
+  constexpr int kClasses = 1;
+  constexpr int64_t kAnchors = 4;
+  std::vector<float> out((4 + kClasses) * kAnchors, 0.0f);
+  auto set = [&](int64_t a, Box in, float score) {
+    out[a] = (in.x1 + in.x2) / 2;
+    out[kAnchors + a] = (in.y1 + in.y2) / 2;
+    out[2 * kAnchors + a] = in.x2 - in.x1;
+    out[3 * kAnchors + a] = in.y2 - in.y1;
+    out[4 * kAnchors + a] = score;
+  };
+  set(0, {10, 10, 100, 150}, 0.95f);   // top padding only: dropped
+  set(1, {10, 10, 100, 170}, 0.9f);    // reaches 10 rows into the image: kept, clipped
+  set(2, {10, 500, 100, 640}, 0.85f);  // bottom padding only: dropped
+  set(3, {200, 200, 300, 300}, 0.5f);
+  PostprocessScratch scratch;
+  std::vector<Detection> dets;
+  ASSERT_TRUE(PostprocessYoloOutput({out, kClasses, kAnchors}, *g, {.score_threshold = 0.25f},
+                                    {.iou_threshold = 0.5f, .max_detections = 2}, &scratch, &dets)
+                  .ok());
+  ASSERT_EQ(dets.size(), 2u);
+  EXPECT_FLOAT_EQ(dets[0].score, 0.9f);
+  EXPECT_EQ(dets[0].box.y1, 0);
+  EXPECT_NEAR(dets[0].box.y2, 10, 1e-3);
+  EXPECT_FLOAT_EQ(dets[1].score, 0.5f);
+}
+
 TEST(PostprocessYoloOutputTest, PassesErrorsThrough) {
   auto g = ComputeLetterbox(640, 480, 640, 640);
   ASSERT_TRUE(g.ok());

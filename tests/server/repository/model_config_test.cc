@@ -194,13 +194,50 @@ TEST(StatusMappingTest, EveryCodeMapsToTheSameGrpcCodeWithItsMessage) {
             grpc::StatusCode::UNKNOWN);
 }
 
-TEST(DefaultConfigsTest, AreTheThreeDocumentedModels) {
+TEST(DefaultConfigsTest, AreTheFourDocumentedModels) {
   const auto configs = DefaultConfigs();
-  ASSERT_EQ(configs.size(), 3u);
+  ASSERT_EQ(configs.size(), 4u);
   EXPECT_EQ(configs[0].variant(), "regnet_y_400mf");
   EXPECT_EQ(configs[1].variant(), "efficientnet_b0");
   EXPECT_EQ(configs[2].variant(), "convnext_tiny");
+  EXPECT_EQ(configs[3].variant(), "det_regnet_y_400mf_416");
   for (const auto& c : configs) EXPECT_TRUE(Resolve(c).ok());
+  EXPECT_EQ(Resolve(configs[0])->task, ModelTask::kClassify);
+  EXPECT_EQ(Resolve(configs[3])->task, ModelTask::kDetect);
+}
+
+TEST(ResolveTest, DetectorsGetCocoLabelsLetterboxAndTheirBackbonesFacts) {
+  auto spec = Resolve(*ParseModelConfig("name: \"d\" variant: \"det_efficientnet_b0_320\"", "t"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->task, ModelTask::kDetect);
+  EXPECT_EQ(spec->num_classes, 80);
+  EXPECT_EQ(spec->labels_source, "coco-80 (built in)");
+  EXPECT_EQ(spec->labels[0], "person");
+  EXPECT_EQ(spec->input_size, 320);
+  EXPECT_EQ(spec->num_anchors, 40 * 40 + 20 * 20 + 10 * 10);
+  EXPECT_EQ(spec->family, "efficientnet");
+  EXPECT_NEAR(spec->top1, 77.692, 1e-6);
+  EXPECT_NE(spec->top1_source.find("proxy"), std::string::npos);
+  EXPECT_EQ(spec->resize_size, 0);
+  EXPECT_EQ(spec->mean, (std::array<float, 3>{0, 0, 0}));
+  EXPECT_EQ(spec->stddev, (std::array<float, 3>{1, 1, 1}));
+
+  auto custom = Resolve(*ParseModelConfig(
+      "name: \"d\" variant: \"det_efficientnet_b0_320\" input_size: 256 num_classes: 3", "t"));
+  ASSERT_TRUE(custom.ok()) << custom.status();
+  EXPECT_EQ(custom->num_anchors, 32 * 32 + 16 * 16 + 8 * 8);
+  EXPECT_EQ(custom->labels, (std::vector<std::string>{"class_0", "class_1", "class_2"}));
+
+  for (const char* bad : {"input_size: 300", "preprocessing { resize_size: 400 }",
+                          "weights: \"x.onnx\"", "num_classes: 20000"}) {
+    auto r = Resolve(*ParseModelConfig(
+        absl::StrCat("name: \"d\" variant: \"det_efficientnet_b0_320\" ", bad), "t"));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad << ": " << r.status();
+  }
+  auto typo = Resolve(*ParseModelConfig("name: \"d\" variant: \"det_regnet_320\"", "t"));
+  EXPECT_EQ(typo.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(typo.status().message().find("det_regnet_y_400mf_320"), std::string::npos)
+      << typo.status();
 }
 
 }  // namespace
