@@ -31,9 +31,9 @@ int64_t ConvOut(int64_t in, int k, int stride, int pad_a, int pad_b, int dilatio
 
 std::string_view OpTypeName(OpType type) {
   static constexpr std::string_view kNames[] = {
-      "Input",         "Conv2D",    "BatchNorm",     "Activation",  "Add",    "Mul",
-      "ChannelScale",  "LayerNorm", "GlobalAvgPool", "MaxPool",     "Linear", "Softmax",
-      "SqueezeExcite", "Upsample",  "Concat",        "DetectDecode"};
+      "Input",         "Conv2D",    "BatchNorm",     "Activation",   "Add",    "Mul",
+      "ChannelScale",  "LayerNorm", "GlobalAvgPool", "MaxPool",      "Linear", "Softmax",
+      "SqueezeExcite", "Upsample",  "Concat",        "DetectDecode", "Slice"};
   static_assert(std::size(kNames) == static_cast<size_t>(OpType::kCount),
                 "every OpType needs a name");
   return kNames[static_cast<size_t>(type)];
@@ -256,6 +256,17 @@ ValueId Graph::Concat(std::span<const ValueId> xs) {
   n.type = OpType::kConcat;
   n.inputs.assign(xs.begin(), xs.end());
   return AddNode(std::move(n), out);
+}
+
+ValueId Graph::Slice(ValueId x, int64_t begin, int64_t end) {
+  const Dims in = value(x).dims;
+  VS_GRAPH_CHECK(begin >= 0 && begin < end && end <= in.c,
+                 absl::StrCat("Slice: channels [", begin, ", ", end, ") of ", in.c));
+  Node n;
+  n.type = OpType::kSlice;
+  n.inputs = {x};
+  n.attrs = SliceAttrs{begin, end};
+  return AddNode(std::move(n), Dims{in.h, in.w, end - begin});
 }
 
 ValueId Graph::DetectDecode(std::span<const ValueId> levels, const DetectDecodeAttrs& a) {

@@ -45,6 +45,7 @@ enum class OpType : uint8_t {
   kConcat,         // inputs: x0, x1, ... (same H, W) -> their channels, concatenated in order
   kDetectDecode,   // inputs: one head map per pyramid level [h, w, 4·reg_max + classes] ->
                    // YOLOv8's output convention, dims {4 + classes, anchors, 1} (see attrs)
+  kSlice,          // inputs: x -> channels [begin, end) of x (ONNX Split/Slice on channels)
   kCount,
 };
 std::string_view OpTypeName(OpType type);
@@ -100,6 +101,10 @@ struct UpsampleAttrs {
   int factor_h = 2, factor_w = 2;
 };
 
+struct SliceAttrs {
+  int64_t begin = 0, end = 0;  // channel range [begin, end)
+};
+
 // Anchor-free detection head decode (YOLOv8's): every cell (x, y) of level l is an anchor at
 // ((x + 0.5)·s_l, (y + 0.5)·s_l); its 4·reg_max box logits are four distance distributions
 // (left, top, right, bottom; softmax over reg_max bins, expectation in cells) and its class
@@ -119,7 +124,7 @@ struct SqueezeExciteAttrs {
 
 using OpAttrs = std::variant<std::monostate, Conv2DAttrs, BatchNormAttrs, ActivationAttrs, AddAttrs,
                              LayerNormAttrs, MaxPoolAttrs, LinearAttrs, SqueezeExciteAttrs,
-                             UpsampleAttrs, DetectDecodeAttrs>;
+                             UpsampleAttrs, DetectDecodeAttrs, SliceAttrs>;
 
 // What a parameter is for: decides synthetic initialisation and what passes may fold.
 enum class ParamRole : uint8_t {
@@ -194,6 +199,8 @@ class Graph {
   ValueId Upsample(ValueId x, int factor_h, int factor_w);
   // Channel concatenation of one or more values with the same height and width.
   ValueId Concat(std::span<const ValueId> xs);
+  // Channels [begin, end) of x, 0 <= begin < end <= channels.
+  ValueId Slice(ValueId x, int64_t begin, int64_t end);
   // Decodes head maps (one per level, strides in attrs) into {4 + classes, anchors, 1}.
   ValueId DetectDecode(std::span<const ValueId> levels, const DetectDecodeAttrs& attrs);
   void MarkOutput(ValueId v) { outputs_.push_back(v); }

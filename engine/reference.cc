@@ -172,6 +172,14 @@ absl::Status RunNode(const Graph& g, const Node& node, const std::vector<const T
         }
       }
       return absl::OkStatus();
+    case OpType::kSlice: {
+      const auto& a = node.attr<SliceAttrs>();
+      const int64_t ci = in[0]->dims().c;
+      for (int64_t i = 0; i < pixels; ++i) {
+        for (int64_t k = 0; k < c; ++k) o[i * c + k] = in[0]->data()[i * ci + a.begin + k];
+      }
+      return absl::OkStatus();
+    }
     case OpType::kDetectDecode: {
       const auto& a = node.attr<DetectDecodeAttrs>();
       const int64_t anchors = od.w, rows = od.h, r = a.reg_max;

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,6 +56,11 @@ struct OnnxModelInfo {
   int64_t height = 0, width = 0, channels = 0;
   int64_t num_classes = 0;
   int64_t onnx_nodes = 0;
+  // Detectors (output "detections", YOLOv8's [N, 4 + classes, anchors]):
+  bool detector = false;
+  int64_t num_anchors = 0;
+  int reg_max = 0;
+  std::vector<int> strides;
 };
 
 struct ImportedOnnx {

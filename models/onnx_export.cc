@@ -378,6 +378,13 @@ class Exporter {
         y = Tensor{Out(c), 4};
         break;
       }
+      case OpType::kSlice: {
+        const auto& a = n.attr<engine::SliceAttrs>();
+        onnx::NodeProto* s =
+            Add("Slice", {To4D(in(0)).name, Ints({a.begin}), Ints({a.end}), Ints({1})});
+        y = Tensor{Out(s), 4};
+        break;
+      }
       default:
         return absl::UnimplementedError(
             absl::StrCat("cannot export op ", std::string(engine::OpTypeName(n.type))));

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 #include <variant>
@@ -18,7 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/passes.h"
+#include "engine/reference.h"
 #include "models/onnx.h"
+#include "models/onnx_eval.h"
 #include "models/onnx_util.h"
 #include "onnx.pb.h"
 
@@ -56,7 +59,15 @@ struct Act {
   }
 };
 
-using Sym = std::variant<ConstPtr, Act>;
+// A tensor the engine does not compute op by op: the decode tail of a detector (YOLOv8's
+// Reshape/Split/DFL/dist2bbox/Sigmoid/Concat after the head convs). It is evaluated on sample
+// head maps as the graph is read; at the output it must equal the engine's DetectDecode on
+// the same samples, which then replaces the whole tail.
+struct Deferred {
+  ConstPtr sample;
+};
+
+using Sym = std::variant<ConstPtr, Act, Deferred>;
 
 enum class PatternKind { kNone, kSkip, kSiLU, kHardSwish, kGelu, kLayerNorm };
 
@@ -295,7 +306,7 @@ class Importer {
       const Const* c = ConstOf(n.input(1));
       if (c == nullptr) return std::nullopt;
       std::vector<int64_t> axes;
-      for (int64_t k = 0; k < c->numel(); ++k) axes.push_back(static_cast<int64_t>(c->At(k)));
+      for (int64_t k = 0; k < c->numel(); ++k) axes.push_back(c->IntAt(k));
       return axes;
     }
     return std::vector<int64_t>{};  // all axes
@@ -547,6 +558,10 @@ class Importer {
     if ((op == "Identity" || op == "Dropout") && ConstOf(n.output(0)) != nullptr) {
       return absl::OkStatus();
     }
+    if (absl::StatusOr<bool> done = Evaluate(i); !done.ok() || *done) {
+      return done.ok() ? absl::OkStatus() : done.status();
+    }
+    if (op == "Split") return Split(i);
     for (int k = 1; k < n.output_size(); ++k) {
       if (!n.output(k).empty() && !Consumers(n.output(k)).empty()) {
         return NodeError(i,
@@ -580,8 +595,206 @@ class Importer {
     if (op == "LayerNormalization") return LayerNormalization(i);
     if (op == "Resize") return Resize(i);
     if (op == "Concat") return Concat(i);
+    if (op == "Slice") return SliceChannels(i);
     return NodeError(i, absl::StrCat("op type '", op, "' is not supported"),
                      absl::StatusCode::kUnimplemented);
+  }
+
+  // ---- constant folding and deferred (decode-tail) evaluation ----
+
+  // Evaluates node i when its inputs are all constants (constant folding: shape arithmetic)
+  // or include a deferred tensor (a detector's decode tail); also Shape of a feature map and
+  // the Reshape that flattens a head map into [N, C, H·W], where a decode tail starts. Returns
+  // false when the node is for the engine to run.
+  absl::StatusOr<bool> Evaluate(int i) {
+    const onnx::NodeProto& n = g_proto_.node(i);
+    const std::string& op = n.op_type();
+    bool any_act = false, any_deferred = false;
+    std::vector<ConstPtr> in;
+    for (const std::string& name : n.input()) {
+      if (name.empty()) {
+        in.push_back(nullptr);
+        continue;
+      }
+      auto it = syms_.find(name);
+      if (it == syms_.end()) return MissingInput(i, name);
+      if (const ConstPtr* c = std::get_if<ConstPtr>(&it->second)) {
+        in.push_back(*c);
+      } else if (const Deferred* d = std::get_if<Deferred>(&it->second)) {
+        in.push_back(d->sample);
+        any_deferred = true;
+      } else {
+        in.push_back(nullptr);
+        any_act = true;
+      }
+    }
+    if (op == "Shape" && any_act && n.input_size() == 1) {
+      // The static shape of a feature map, batch 1 (shape arithmetic never sees the batch the
+      // engine runs).
+      absl::StatusOr<Act> x = ActIn(i, 0);
+      if (!x.ok()) return x.status();
+      auto shaped = std::make_shared<Const>();
+      shaped->shape = LogicalShape(*x);
+      shaped->shape[0] = 1;
+      in[0] = shaped;
+      any_act = false;
+    } else if (op == "Reshape" && any_act && !any_deferred && n.input_size() == 2 && in[1]) {
+      absl::StatusOr<Act> x = ActIn(i, 0);
+      if (!x.ok()) return x.status();
+      const Dims d = DimsOf(*x);
+      std::vector<int64_t> s;
+      for (int64_t k = 0; k < in[1]->numel(); ++k) s.push_back(in[1]->IntAt(k));
+      const bool flattens = x->IsNchw() && d.h * d.w > 1 && s.size() == 3 &&
+                            (s[0] == 1 || s[0] == 0 || s[0] == -1) && s[1] == d.c &&
+                            (s[2] == -1 || s[2] == d.h * d.w);
+      if (!flattens) return false;  // the engine's Reshape decides
+      in[0] = LevelSample(*x);
+      any_act = false;
+      any_deferred = true;
+    }
+    if (any_act) {
+      if (any_deferred) {
+        return NodeError(i,
+                         "mixes feature maps with a detector's decode tail; only YOLOv8's decode "
+                         "(per-level head maps flattened, concatenated, DFL box decode and class "
+                         "sigmoid) is supported after the head",
+                         absl::StatusCode::kUnimplemented);
+      }
+      return false;
+    }
+    if (!internal::CanEvaluate(op)) {
+      if (any_deferred || op == "Constant") {
+        return NodeError(i, absl::StrCat("op type '", op, "' is not supported here"),
+                         absl::StatusCode::kUnimplemented);
+      }
+      return NodeError(i,
+                       absl::StrCat("op type '", op,
+                                    "' on constants is not supported (constant folding knows "
+                                    "shape arithmetic and the detection decode ops)"),
+                       absl::StatusCode::kUnimplemented);
+    }
+    absl::StatusOr<std::vector<ConstPtr>> out = internal::EvalNode(n, in, opset_);
+    if (!out.ok()) return NodeError(i, out.status().message(), out.status().code());
+    if (static_cast<int>(out->size()) < n.output_size()) {
+      return NodeError(i, "evaluation gave fewer outputs than the node has",
+                       absl::StatusCode::kInternal);
+    }
+    for (int k = 0; k < n.output_size(); ++k) {
+      if (n.output(k).empty()) continue;
+      if (any_deferred) {
+        syms_[n.output(k)] = Deferred{(*out)[k]};
+      } else {
+        syms_[n.output(k)] = (*out)[k];
+      }
+    }
+    return true;
+  }
+
+  // Sample data for a head map entering a decode tail: NCHW [1, C, H, W], uniform in [-4, 4],
+  // seeded by its position so imports are reproducible.
+  ConstPtr LevelSample(const Act& x) {
+    for (const Level& l : levels_) {
+      if (l.act.v == x.v) return l.sample;
+    }
+    const Dims d = DimsOf(x);
+    auto c = std::make_shared<Const>();
+    c->shape = {1, d.c, d.h, d.w};
+    c->f.resize(d.c * d.h * d.w);
+    std::mt19937 rng(static_cast<uint32_t>(levels_.size() + 1) * 7919u);
+    std::uniform_real_distribution<float> u(-4.0f, 4.0f);
+    for (float& v : c->f) v = u(rng);
+    levels_.push_back(Level{x, c});
+    return c;
+  }
+
+  // ---- channel slices ----
+
+  // Split of a feature map along channels: one engine Slice per output.
+  absl::Status Split(int i) {
+    const onnx::NodeProto& n = g_proto_.node(i);
+    absl::StatusOr<Act> x = ActIn(i, 0);
+    if (!x.ok()) return x.status();
+    absl::StatusOr<int64_t> axis = internal::IntAttr(n, "axis", 0);
+    if (!axis.ok()) return NodeError(i, axis.status().message());
+    const int64_t ax = *axis < 0 ? *axis + x->rank : *axis;
+    if (ax < 0 || ax >= x->rank || x->phys[ax] != 3) {
+      return NodeError(i, "Split of a feature map is supported along channels only",
+                       absl::StatusCode::kUnimplemented);
+    }
+    const int64_t c = DimsOf(*x).c;
+    std::vector<int64_t> sizes;
+    if (const onnx::AttributeProto* a = internal::FindAttr(n, "split")) {
+      sizes.assign(a->ints().begin(), a->ints().end());
+    } else if (n.input_size() > 1 && !n.input(1).empty()) {
+      const Const* s = ConstOf(n.input(1));
+      if (s == nullptr) return NodeError(i, "Split sizes must be constant");
+      for (int64_t k = 0; k < s->numel(); ++k) sizes.push_back(s->IntAt(k));
+    } else {
+      const int64_t parts = n.output_size();
+      const int64_t each = (c + parts - 1) / parts;
+      for (int64_t k = 0; k < parts; ++k) sizes.push_back(std::min(each, c - each * k));
+    }
+    int64_t total = 0;
+    for (int64_t v : sizes) total += v;
+    if (static_cast<int>(sizes.size()) != n.output_size() || total != c) {
+      return NodeError(i, absl::StrCat("split sizes ", Shape(sizes), " do not split ", c,
+                                       " channels into ", n.output_size(), " outputs"));
+    }
+    int64_t begin = 0;
+    for (int k = 0; k < n.output_size(); ++k) {
+      if (sizes[k] <= 0) return NodeError(i, "empty split");
+      if (!n.output(k).empty()) {
+        syms_[n.output(k)] =
+            With(*x, begin == 0 && sizes[k] == c ? x->v : g_.Slice(x->v, begin, begin + sizes[k]));
+      }
+      begin += sizes[k];
+    }
+    return absl::OkStatus();
+  }
+
+  // Slice of a feature map: a channel range with step 1 (torch's chunk() at opsets < 13).
+  absl::Status SliceChannels(int i) {
+    const onnx::NodeProto& n = g_proto_.node(i);
+    absl::StatusOr<Act> x = ActIn(i, 0);
+    if (!x.ok()) return x.status();
+    auto ints = [&](int k) -> std::optional<std::vector<int64_t>> {
+      if (n.input_size() <= k || n.input(k).empty()) return std::vector<int64_t>{};
+      const Const* c = ConstOf(n.input(k));
+      if (c == nullptr) return std::nullopt;
+      std::vector<int64_t> v;
+      for (int64_t j = 0; j < c->numel(); ++j) v.push_back(c->IntAt(j));
+      return v;
+    };
+    auto starts = ints(1), ends = ints(2), axes = ints(3), steps = ints(4);
+    if (!starts || !ends || !axes || !steps || opset_ < 10) {
+      return NodeError(i, "Slice needs constant starts, ends, axes and steps",
+                       absl::StatusCode::kUnimplemented);
+    }
+    if (axes->empty()) {
+      for (size_t k = 0; k < starts->size(); ++k) axes->push_back(static_cast<int64_t>(k));
+    }
+    const std::vector<int64_t> shape = LogicalShape(*x);
+    int64_t begin = 0, end = DimsOf(*x).c;
+    for (size_t k = 0; k < axes->size() && k < starts->size() && k < ends->size(); ++k) {
+      const int64_t ax = (*axes)[k] < 0 ? (*axes)[k] + x->rank : (*axes)[k];
+      const int64_t step = k < steps->size() ? (*steps)[k] : 1;
+      if (ax < 0 || ax >= x->rank) return NodeError(i, "Slice axis out of range");
+      const int64_t d = x->phys[ax] == 0 ? INT64_MAX : shape[ax];
+      int64_t s = (*starts)[k] < 0 ? (*starts)[k] + d : (*starts)[k];
+      int64_t e = (*ends)[k] < 0 ? (*ends)[k] + d : (*ends)[k];
+      s = std::clamp<int64_t>(s, 0, d);
+      e = std::clamp<int64_t>(e, 0, d);
+      if (x->phys[ax] == 3 && step == 1) {
+        begin = s;
+        end = e;
+      } else if (!(step == 1 && s == 0 && e == d)) {
+        return NodeError(i, "Slice of a feature map is supported along channels only (step 1)",
+                         absl::StatusCode::kUnimplemented);
+      }
+    }
+    if (begin >= end) return NodeError(i, "Slice selects no channels");
+    Bind(i, With(*x, begin == 0 && end == DimsOf(*x).c ? x->v : g_.Slice(x->v, begin, end)));
+    return absl::OkStatus();
   }
 
   absl::Status TranslatePattern(int i, const Pattern& p) {
@@ -940,7 +1153,7 @@ class Importer {
       if (shape == nullptr)
         return NodeError(i, "Reshape needs a constant shape", absl::StatusCode::kUnimplemented);
       std::vector<int64_t> s;
-      for (int64_t k = 0; k < shape->numel(); ++k) s.push_back(static_cast<int64_t>(shape->At(k)));
+      for (int64_t k = 0; k < shape->numel(); ++k) s.push_back(shape->IntAt(k));
       const bool batch_ok = !s.empty() && (s[0] == -1 || s[0] == 0 || s[0] == 1);
       if (batch_ok && s.size() == 2 && (s[1] == d.c || s[1] == -1)) target_rank = 2;
       if (batch_ok && s.size() == 4 && (s[1] == d.c || s[1] == -1) && s[2] == 1 && s[3] == 1)
@@ -950,7 +1163,7 @@ class Importer {
       if (const onnx::AttributeProto* a = internal::FindAttr(n, "axes")) {
         axes.assign(a->ints().begin(), a->ints().end());
       } else if (const Const* c = n.input_size() > 1 ? ConstOf(n.input(1)) : nullptr) {
-        for (int64_t k = 0; k < c->numel(); ++k) axes.push_back(static_cast<int64_t>(c->At(k)));
+        for (int64_t k = 0; k < c->numel(); ++k) axes.push_back(c->IntAt(k));
       }
       for (int64_t& a : axes) {
         if (a < 0) a += op == "Squeeze" ? x->rank : x->rank + static_cast<int64_t>(axes.size());
@@ -1236,8 +1449,8 @@ class Importer {
 
   absl::Status BindOutput() {
     if (g_proto_.output_size() != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the graph has ", g_proto_.output_size(), " outputs; a classifier has one"));
+      return absl::InvalidArgumentError(absl::StrCat("the graph has ", g_proto_.output_size(),
+                                                     " outputs; a classifier or detector has one"));
     }
     const std::string& name = g_proto_.output(0).name();
     auto it = syms_.find(name);
@@ -1245,6 +1458,7 @@ class Importer {
       return absl::InvalidArgumentError(
           absl::StrCat("graph output '", name, "' is not produced by any node"));
     }
+    if (const Deferred* d = std::get_if<Deferred>(&it->second)) return BindDetectOutput(name, *d);
     const Act* a = std::get_if<Act>(&it->second);
     if (a == nullptr)
       return absl::InvalidArgumentError(absl::StrCat("graph output '", name, "' is a constant"));
@@ -1262,6 +1476,89 @@ class Importer {
     return absl::OkStatus();
   }
 
+  // The output computed by a decode tail: it must be YOLOv8's [N, 4 + classes, anchors] of the
+  // head maps that entered the tail, as the engine's DetectDecode computes it.
+  absl::Status BindDetectOutput(const std::string& name, const Deferred& out) {
+    const Const& y = *out.sample;
+    auto fail = [&](const std::string& why) {
+      return absl::UnimplementedError(
+          absl::StrCat("graph output '", name,
+                       "' is computed after the head maps in a way the engine does "
+                       "not implement: ",
+                       why,
+                       " (supported: YOLOv8's decode, [N, 4 + classes, anchors] with "
+                       "cx, cy, w, h in input pixels and sigmoid class scores)"));
+    };
+    if (levels_.empty()) return fail("no head maps");
+    if (y.shape.size() != 3 || y.shape[0] != 1 || y.is_int) {
+      return fail(absl::StrCat("its shape is ", Shape(y.shape)));
+    }
+    const int64_t rows = y.shape[1], anchors = y.shape[2];
+    const int64_t channels = DimsOf(levels_[0].act).c;
+    const int64_t classes = rows - 4;
+    if (classes < 1 || (channels - classes) < 4 || (channels - classes) % 4 != 0) {
+      return fail(absl::StrCat(rows, " rows from head maps of ", channels, " channels"));
+    }
+    engine::DetectDecodeAttrs attrs;
+    attrs.num_classes = classes;
+    attrs.reg_max = static_cast<int>((channels - classes) / 4);
+    engine::Graph ref;
+    std::vector<ValueId> ref_in, levels;
+    std::vector<engine::Tensor> samples;
+    int64_t total = 0;
+    for (const Level& l : levels_) {
+      const Dims d = DimsOf(l.act);
+      if (d.c != channels) return fail("head maps with different channel counts");
+      if (info_->height % d.h != 0 || info_->width % d.w != 0 ||
+          info_->height / d.h != info_->width / d.w) {
+        return fail(absl::StrCat("a head map of ", d.h, "×", d.w, " is not at an integer stride"));
+      }
+      attrs.strides.push_back(static_cast<int>(info_->height / d.h));
+      total += d.h * d.w;
+      ref_in.push_back(ref.Input(absl::StrCat("level", ref_in.size()), d));
+      levels.push_back(l.act.v);
+      engine::Tensor t(1, d);  // NHWC from the NCHW sample
+      for (int64_t c = 0; c < d.c; ++c) {
+        for (int64_t p = 0; p < d.h * d.w; ++p)
+          t.data()[p * d.c + c] = l.sample->f[c * d.h * d.w + p];
+      }
+      samples.push_back(std::move(t));
+    }
+    if (total != anchors) return fail(absl::StrCat(anchors, " anchors from ", total, " cells"));
+    ref.MarkOutput(ref.DetectDecode(ref_in, attrs));
+    absl::StatusOr<std::vector<engine::Tensor>> want = engine::RunReference(ref, samples);
+    if (!want.ok()) return want.status();
+    const float* w = (*want)[0].data();
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t k = 0; k < rows * anchors; ++k) {
+      const double err = std::fabs(double{y.f[k]} - w[k]) / std::max(1.0, std::fabs(double{w[k]}));
+      if (!(err <= worst)) {
+        worst = err;
+        at = k;
+      }
+    }
+    if (!(worst <= 1e-4)) {
+      return fail(absl::StrCat("on sample head maps it differs from YOLOv8's decode by ", worst,
+                               " (relative) at row ", at / anchors, ", anchor ", at % anchors));
+    }
+    const ValueId det = g_.DetectDecode(levels, attrs);
+    g_.RenameValue(det, "detections");
+    g_.MarkOutput(det);
+    info_->output_name = name;
+    info_->num_classes = classes;
+    info_->detector = true;
+    info_->num_anchors = anchors;
+    info_->reg_max = attrs.reg_max;
+    info_->strides = attrs.strides;
+    return absl::OkStatus();
+  }
+
+  struct Level {
+    Act act;
+    ConstPtr sample;
+  };
+
   const onnx::ModelProto& model_;
   const onnx::GraphProto& g_proto_;
   const OnnxImportOptions& opts_;
@@ -1274,6 +1571,7 @@ class Importer {
   std::unordered_map<std::string, int> producer_;
   std::unordered_map<std::string, std::vector<int>> consumers_;
   std::vector<Pattern> pattern_;
+  std::vector<Level> levels_;  // head maps feeding a decode tail, in first-use order
 };
 
 }  // namespace

@@ -29,6 +29,8 @@ struct Const {
   std::vector<int64_t> i;  // when is_int
   int64_t numel() const;
   double At(int64_t k) const { return is_int ? static_cast<double>(i[k]) : f[k]; }
+  // Exact for every int64 (At() is not above 2^53: torch writes INT64_MAX as "to the end").
+  int64_t IntAt(int64_t k) const { return is_int ? i[k] : static_cast<int64_t>(f[k]); }
 };
 using ConstPtr = std::shared_ptr<const Const>;
 

@@ -463,6 +463,14 @@ class Initializer {
       }
       case OpType::kUpsample:
         return In(n, 0);
+      case OpType::kSlice: {
+        const auto& a = n.attr<engine::SliceAttrs>();
+        const ChannelStats& x = In(n, 0);
+        ChannelStats s;
+        s.mean.assign(x.mean.begin() + a.begin, x.mean.begin() + a.end);
+        s.var.assign(x.var.begin() + a.begin, x.var.begin() + a.end);
+        return s;
+      }
       case OpType::kDetectDecode: {
         const size_t rows = static_cast<size_t>(g_.value(n.output).dims.h);
         ChannelStats s;

@@ -1,6 +1,6 @@
-// Data-movement ops of detection necks: nearest-neighbour Upsample and channel Concat. Both are
-// copies of contiguous channel vectors (NHWC), so they run as memcpy per pixel; tiles are bands
-// of output rows so a batch spreads over the workers.
+// Data-movement ops of detection necks: nearest-neighbour Upsample, channel Concat and channel
+// Slice. All are copies of contiguous channel vectors (NHWC), so they run as memcpy per pixel;
+// tiles are bands of output rows so a batch spreads over the workers.
 
 #include <algorithm>
 #include <cstring>
@@ -112,7 +112,59 @@ class ConcatOp final : public Op {
   int64_t out_c_, rows_, width_, rows_per_tile_;
 };
 
+class SliceOp final : public Op {
+ public:
+  SliceOp(const OpPlanInput& in, const SliceAttrs& a)
+      : input_(in.inputs[0]),
+        output_(in.output),
+        in_c_(in.input_dims[0].c),
+        begin_(a.begin),
+        out_c_(in.output_dims.c),
+        rows_(in.batch * in.output_dims.h),
+        width_(in.output_dims.w),
+        rows_per_tile_(RowsPerTile(rows_, in.num_threads)) {}
+
+  int64_t NumTiles(int /*stage*/) const override {
+    return (rows_ + rows_per_tile_ - 1) / rows_per_tile_;
+  }
+
+  void RunTiles(int /*stage*/, int64_t begin, int64_t end, const RunContext& ctx,
+                std::byte* /*scratch*/) const override {
+    const float* x = ctx.Resolve(input_) + begin_;
+    float* y = ctx.Resolve(output_);
+    const int64_t p0 = begin * rows_per_tile_ * width_;
+    const int64_t p1 = std::min(rows_, end * rows_per_tile_) * width_;
+    const size_t bytes = static_cast<size_t>(out_c_) * sizeof(float);
+    for (int64_t p = p0; p < p1; ++p) std::memcpy(y + p * out_c_, x + p * in_c_, bytes);
+  }
+
+  std::string Describe() const override {
+    return absl::StrFormat("slice channels [%d, %d) of %d rows/tile=%d tiles=%d", begin_,
+                           begin_ + out_c_, in_c_, rows_per_tile_, NumTiles(0));
+  }
+
+ private:
+  BufferRef input_, output_;
+  int64_t in_c_, begin_, out_c_, rows_, width_, rows_per_tile_;
+};
+
 }  // namespace
+
+OpResult CreateSliceOp(const OpPlanInput& in) {
+  const Node& node = in.node();
+  if (in.input_dims.size() != 1 || in.inputs.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrFormat("Slice %s: expects one input", node.name));
+  }
+  const auto& a = node.attr<SliceAttrs>();
+  const Dims& id = in.input_dims[0];
+  if (a.begin < 0 || a.begin >= a.end || a.end > id.c ||
+      !(in.output_dims == Dims{id.h, id.w, a.end - a.begin})) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Slice %s: channels [%d, %d) of %s do not give %s", node.name, a.begin,
+                        a.end, id.ToString(), in.output_dims.ToString()));
+  }
+  return std::make_unique<SliceOp>(in, a);
+}
 
 OpResult CreateUpsampleOp(const OpPlanInput& in) {
   const Node& node = in.node();

@@ -23,6 +23,7 @@ constexpr std::array<OpTraits, static_cast<size_t>(OpType::kCount)> kTraits = {{
     /* kUpsample      */ {&CreateUpsampleOp, false},
     /* kConcat        */ {&CreateConcatOp, false},
     /* kDetectDecode  */ {&CreateDetectDecodeOp, false},
+    /* kSlice         */ {&CreateSliceOp, false},
 }};
 static_assert(kTraits.size() == static_cast<size_t>(OpType::kCount),
               "register every OpType in kTraits");

@@ -38,6 +38,7 @@ OpResult CreateSoftmaxOp(const OpPlanInput& in);
 // layout.cc: data movement
 OpResult CreateUpsampleOp(const OpPlanInput& in);
 OpResult CreateConcatOp(const OpPlanInput& in);
+OpResult CreateSliceOp(const OpPlanInput& in);
 // detect_decode.cc
 OpResult CreateDetectDecodeOp(const OpPlanInput& in);
 // squeeze_excite.cc

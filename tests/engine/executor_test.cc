@@ -95,6 +95,38 @@ TEST(CompiledModelTest, MatchesReferenceOnEveryIsaAndBatch) {
   }
 }
 
+// YOLOv8's C2f wiring: a conv, its output split in two channel halves, one half through a
+// residual bottleneck, everything concatenated and fused by a 1×1 conv.
+TEST(CompiledModelTest, SplitBranchesAndConcatMatchReference) {
+  Graph g;
+  const ValueId x = g.Input("x", Dims{12, 10, 8});
+  Conv2DAttrs c1;
+  c1.out_channels = 16;
+  const ValueId a = g.Act(g.Conv2D(x, c1, true, "cv1"), Activation::kSiLU);
+  const ValueId y0 = g.Slice(a, 0, 8), y1 = g.Slice(a, 8, 16);
+  Conv2DAttrs c3;
+  c3.out_channels = 8;
+  c3.kernel_h = c3.kernel_w = 3;
+  c3.pad_top = c3.pad_left = c3.pad_bottom = c3.pad_right = 1;
+  const ValueId m = g.Add(y1, g.Act(g.Conv2D(y1, c3, true, "m.cv1"), Activation::kSiLU));
+  Conv2DAttrs c2;
+  c2.out_channels = 12;
+  g.MarkOutput(g.Conv2D(g.Concat(std::vector<ValueId>{y0, y1, m}), c2, true, "cv2"));
+  RandomizeParams(g, 5);
+  CompileOptions opts;
+  opts.num_threads = 2;
+  auto compiled = CompiledModel::Create(g, opts);
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  for (int64_t batch : {1, 3}) {
+    Tensor in = RandomTensor(batch, g.value(g.inputs()[0]).dims, 7 + batch);
+    auto ref = RunReference(g, {&in, 1});
+    ASSERT_TRUE(ref.ok()) << ref.status();
+    Tensor y(batch, (*compiled)->output_dims());
+    ASSERT_TRUE((*compiled)->Run(batch, in.span(), y.span()).ok());
+    EXPECT_LT(RelMaxDiff(y, (*ref)[0]), 2e-4) << "batch " << batch;
+  }
+}
+
 TEST(CompiledModelTest, ChunkedBatchesMatchReference) {
   const Graph g = MixedNet();
   CompileOptions opts;

@@ -1,3 +1,4 @@
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -65,6 +66,18 @@ TEST(ConcatOpTest, MatchesReferenceForUnevenChannelCounts) {
     int64_t total = 0;
     for (int64_t c : channels) total += c;
     EXPECT_EQ(g.value(y).dims, (Dims{9, 5, total}));
+    g.MarkOutput(y);
+    CheckExact(g, seed++);
+  }
+}
+
+TEST(SliceOpTest, MatchesReferenceForEveryKindOfRange) {
+  uint32_t seed = 11;
+  for (const auto& [c, begin, end] : std::vector<std::array<int64_t, 3>>{
+           {1, 0, 1}, {17, 0, 8}, {17, 8, 17}, {64, 16, 48}, {96, 95, 96}, {5, 1, 4}}) {
+    Graph g;
+    const ValueId y = g.Slice(g.Input("x", Dims{7, 5, c}), begin, end);
+    EXPECT_EQ(g.value(y).dims, (Dims{7, 5, end - begin}));
     g.MarkOutput(y);
     CheckExact(g, seed++);
   }
