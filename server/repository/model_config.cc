@@ -109,6 +109,9 @@ absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& d
     if (!config->weights().empty() && fs::path(config->weights()).is_relative()) {
       config->set_weights((path.parent_path() / config->weights()).string());
     }
+    if (!config->onnx().empty() && fs::path(config->onnx()).is_relative()) {
+      config->set_onnx((path.parent_path() / config->onnx()).string());
+    }
     if (!names.insert(config->name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("model name \"", config->name(), "\" is used twice (", path.string(), ")"));
@@ -121,6 +124,72 @@ absl::StatusOr<std::vector<v1::ModelConfig>> ReadRepository(const std::string& d
 namespace {
 absl::StatusOr<ModelSpec> ResolveBatching(const v1::ModelConfig& c, const std::string& who,
                                           ModelSpec s);
+absl::Status ResolveLabels(const v1::ModelConfig& c, const std::string& who, ModelSpec& s);
+absl::Status ResolveClassifierPreprocessing(const v1::ModelConfig& c, const std::string& who,
+                                            int catalog_input, int catalog_resize,
+                                            const std::string& catalog_interp,
+                                            const std::array<float, 3>& catalog_mean,
+                                            const std::array<float, 3>& catalog_std, ModelSpec& s);
+
+// A model served from an ONNX file: the file says what it is.
+absl::StatusOr<ModelSpec> ResolveOnnx(const v1::ModelConfig& c, const std::string& who) {
+  if (!c.variant().empty() || !c.weights().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        who, "onnx serves a file as the model; variant and weights are for zoo models"));
+  }
+  models::OnnxImportOptions opts;
+  opts.input_size = c.input_size();
+  auto imported = models::ImportOnnxFile(c.onnx(), opts);
+  if (!imported.ok()) {
+    return absl::Status(imported.status().code(),
+                        absl::StrCat(who, "onnx: ", imported.status().message()));
+  }
+  const models::OnnxModelInfo& info = imported->info;
+  ModelSpec s;
+  s.name = c.name();
+  s.task = info.detector ? ModelTask::kDetect : ModelTask::kClassify;
+  s.variant = fs::path(c.onnx()).filename().string();
+  s.family = "onnx";
+  s.top1_source = "unknown (an ONNX file)";
+  s.onnx_path = c.onnx();
+  s.onnx_sha256 = info.sha256;
+  s.version = c.version() > 0 ? c.version() : 1;
+  if (info.height != info.width || info.channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "onnx: the input is ", info.channels, "×",
+                                                   info.height, "×", info.width,
+                                                   "; served models take square RGB images"));
+  }
+  s.input_size = static_cast<int>(info.height);
+  s.num_classes = static_cast<int>(info.num_classes);
+  if (c.num_classes() != 0 && c.num_classes() != s.num_classes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "num_classes ", c.num_classes(), " but the file has ", s.num_classes));
+  }
+  s.num_anchors = info.num_anchors;
+  s.params = imported->graph.ParameterCount();
+  s.gmacs = static_cast<double>(imported->graph.Macs()) * 1e-9;
+  if (absl::Status st = ResolveLabels(c, who, s); !st.ok()) return st;
+  if (s.task == ModelTask::kDetect) {
+    if (c.preprocessing().ByteSizeLong() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who,
+          "preprocessing applies to classifiers; detectors letterbox to the input size "
+          "and scale to [0, 1]"));
+    }
+    s.resize_size = 0;
+    s.mean = {0, 0, 0};
+    s.stddev = {1, 1, 1};
+  } else {
+    // torchvision's ImageNet recipe unless the config says otherwise.
+    if (absl::Status st = ResolveClassifierPreprocessing(
+            c, who, s.input_size, s.input_size * 256 / 224, "bilinear", {0.485f, 0.456f, 0.406f},
+            {0.229f, 0.224f, 0.225f}, s);
+        !st.ok()) {
+      return st;
+    }
+  }
+  return ResolveBatching(c, who, std::move(s));
+}
 }  // namespace
 
 absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
@@ -132,7 +201,10 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
           absl::StrCat(who, "names may use letters, digits, '_', '-' and '.'"));
     }
   }
-  if (c.variant().empty()) return absl::InvalidArgumentError(absl::StrCat(who, "no variant"));
+  if (!c.onnx().empty()) return ResolveOnnx(c, who);
+  if (c.variant().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "set a zoo variant or an onnx file"));
+  }
   ModelSpec s;
   s.name = c.name();
   if (auto det = models::FindDetector(c.variant()); det.ok()) {
@@ -202,7 +274,30 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     }
   }
 
-  // Labels.
+  if (absl::Status st = ResolveLabels(c, who, s); !st.ok()) return st;
+  if (s.task == ModelTask::kDetect) {
+    if (c.preprocessing().ByteSizeLong() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who,
+          "preprocessing applies to classifiers; detectors letterbox to input_size and "
+          "scale to [0, 1]"));
+    }
+    s.resize_size = 0;
+    s.mean = {0, 0, 0};
+    s.stddev = {1, 1, 1};
+    return ResolveBatching(c, who, std::move(s));
+  }
+  if (absl::Status st =
+          ResolveClassifierPreprocessing(c, who, s.info->input_size, s.info->resize_size,
+                                         s.info->interpolation, s.info->mean, s.info->std, s);
+      !st.ok()) {
+    return st;
+  }
+  return ResolveBatching(c, who, std::move(s));
+}
+
+namespace {
+absl::Status ResolveLabels(const v1::ModelConfig& c, const std::string& who, ModelSpec& s) {
   if (!c.labels_file().empty()) {
     auto text = ReadSmallFile(c.labels_file(), 16 << 20);
     if (!text.ok())
@@ -229,24 +324,20 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     s.labels_source = "class_<index>";
   }
 
-  // Preprocessing: the catalog's, scaled with a custom input size, overridable. Detectors
-  // letterbox and scale to [0, 1], as YOLO models are trained.
+  return absl::OkStatus();
+}
+
+absl::Status ResolveClassifierPreprocessing(const v1::ModelConfig& c, const std::string& who,
+                                            int catalog_input, int catalog_resize,
+                                            const std::string& catalog_interp,
+                                            const std::array<float, 3>& catalog_mean,
+                                            const std::array<float, 3>& catalog_std, ModelSpec& s) {
+  // The catalog's (scaled with a custom input size), overridable.
   const auto& p = c.preprocessing();
-  if (s.task == ModelTask::kDetect) {
-    if (p.ByteSizeLong() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          who,
-          "preprocessing applies to classifiers; detectors letterbox to input_size and "
-          "scale to [0, 1]"));
-    }
-    s.resize_size = 0;
-    s.mean = {0, 0, 0};
-    s.stddev = {1, 1, 1};
-    return ResolveBatching(c, who, std::move(s));
-  }
-  s.resize_size = p.resize_size() > 0 ? p.resize_size()
-                                      : static_cast<int>(static_cast<int64_t>(s.info->resize_size) *
-                                                         s.input_size / s.info->input_size);
+  s.resize_size =
+      p.resize_size() > 0
+          ? p.resize_size()
+          : static_cast<int>(static_cast<int64_t>(catalog_resize) * s.input_size / catalog_input);
   if (p.crop_size() != 0 && p.crop_size() != s.input_size) {
     return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.crop_size ", p.crop_size(),
                                                    " must equal the input size ", s.input_size));
@@ -255,14 +346,14 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.resize_size ", s.resize_size,
                                                    " must be within ", s.input_size, "..8192"));
   }
-  const std::string interp = p.interpolation().empty() ? s.info->interpolation : p.interpolation();
+  const std::string interp = p.interpolation().empty() ? catalog_interp : p.interpolation();
   if (interp != "bilinear" && interp != "bicubic") {
     return absl::InvalidArgumentError(absl::StrCat(who, "preprocessing.interpolation \"", interp,
                                                    "\": use \"bilinear\" or \"bicubic\""));
   }
   s.bicubic = interp == "bicubic";
-  s.mean = s.info->mean;
-  s.stddev = s.info->std;
+  s.mean = catalog_mean;
+  s.stddev = catalog_std;
   if (p.mean_size() != 0 || p.std_size() != 0) {
     if (p.mean_size() != 3 || p.std_size() != 3) {
       return absl::InvalidArgumentError(
@@ -277,8 +368,9 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
     }
   }
 
-  return ResolveBatching(c, who, std::move(s));
+  return absl::OkStatus();
 }
+}  // namespace
 
 const char* ModelTaskName(ModelTask t) { return t == ModelTask::kDetect ? "detect" : "classify"; }
 

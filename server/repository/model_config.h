@@ -40,6 +40,8 @@ struct ModelSpec {
   uint64_t seed = 0;
   std::string weights_path;    // ONNX file whose weights load; empty: synthetic from seed
   std::string weights_sha256;  // its hash at resolve time
+  std::string onnx_path;       // ONNX model served instead of a zoo variant (info, detector null)
+  std::string onnx_sha256;
   int input_size = 224;
   int num_classes = 1000;
   std::vector<std::string> labels;  // num_classes names

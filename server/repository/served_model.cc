@@ -52,7 +52,9 @@ preprocess::ClassifySpec PreprocessSpecOf(const ModelSpec& m) {
 ServedModel::ServedModel(ModelSpec spec)
     : spec_(std::move(spec)),
       preprocess_spec_(PreprocessSpecOf(spec_)),
-      weights_(spec_.weights_path.empty()
+      weights_(!spec_.onnx_path.empty()
+                   ? absl::StrCat(spec_.onnx_path, " (sha256 ", spec_.onnx_sha256, ")")
+               : spec_.weights_path.empty()
                    ? absl::StrCat("synthetic (seed ", spec_.seed, ")")
                    : absl::StrCat(spec_.weights_path, " (sha256 ", spec_.weights_sha256, ")")),
       profile_(spec_.batching.max_batch_size) {}
@@ -85,7 +87,20 @@ absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
   build.input_size = spec_.input_size;
   build.seed = spec_.seed;
   absl::StatusOr<engine::Graph> graph;
-  if (spec_.task == ModelTask::kDetect) {
+  if (!spec_.onnx_path.empty()) {
+    models::OnnxImportOptions opts;
+    opts.input_size = spec_.input_size;
+    auto imported = models::ImportOnnxFile(spec_.onnx_path, opts);
+    if (!imported.ok()) {
+      graph = imported.status();
+    } else if (imported->info.sha256 != spec_.onnx_sha256) {
+      graph = absl::FailedPreconditionError(
+          absl::StrCat(spec_.onnx_path, " changed while the server started (sha256 ",
+                       imported->info.sha256, ", expected ", spec_.onnx_sha256, ")"));
+    } else {
+      graph = std::move(imported->graph);
+    }
+  } else if (spec_.task == ModelTask::kDetect) {
     graph = models::BuildDetector(spec_.variant, build, spec_.num_classes);
   } else if (spec_.weights_path.empty()) {
     graph = models::BuildModel(spec_.info->name, build);

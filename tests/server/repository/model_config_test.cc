@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "engine/executor.h"
 #include "gtest/gtest.h"
 #include "models/onnx.h"
@@ -77,7 +78,7 @@ TEST(ModelConfigTest, ErrorsNameTheModelAndTheField) {
   };
   const std::vector<Case> cases = {
       {"name: \"a\" variant: \"resnet9000\"", absl::StatusCode::kNotFound, "resnet9000"},
-      {"name: \"a\"", absl::StatusCode::kInvalidArgument, "no variant"},
+      {"name: \"a\"", absl::StatusCode::kInvalidArgument, "set a zoo variant or an onnx file"},
       {"name: \"a b\" variant: \"resnet50\"", absl::StatusCode::kInvalidArgument, "names may"},
       {"name: \"a\" variant: \"resnet50\" input_size: 4096", absl::StatusCode::kInvalidArgument,
        "input_size 4096"},
@@ -135,6 +136,40 @@ TEST(ModelConfigTest, ReadsARepositoryFolder) {
   EXPECT_NE(ReadRepository(dir.string()).status().message().find("used twice"), std::string::npos);
   EXPECT_EQ(ReadRepository((dir / "missing").string()).status().code(),
             absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+TEST(ModelConfigTest, AnOnnxFileIsServedAsTheModel) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("repo_onnx_model_", getpid());
+  fs::create_directories(dir);
+  auto source = models::BuildModel("mobilenet_v3_small", {.input_size = 96, .seed = 3});
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(models::ExportOnnxFile(*source, (dir / "mine.onnx").string()).ok());
+  std::ofstream(dir / "mine.pbtxt") << "onnx: \"mine.onnx\" batching { max_batch_size: 4 }";
+  auto configs = ReadRepository(dir.string());
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  auto spec = Resolve((*configs)[0]);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->task, ModelTask::kClassify);
+  EXPECT_EQ(spec->variant, "mine.onnx");
+  EXPECT_EQ(spec->family, "onnx");
+  EXPECT_EQ(spec->input_size, 96);
+  EXPECT_EQ(spec->num_classes, 1000);
+  EXPECT_EQ(spec->resize_size, 96 * 256 / 224);
+  EXPECT_EQ(spec->labels_source, "imagenet-1k (built in)");
+  EXPECT_EQ(spec->params, source->ParameterCount());
+  EXPECT_GT(spec->gmacs, 0);
+  ServedModel model(*spec);
+  EXPECT_NE(model.weights().find("mine.onnx (sha256 "), std::string::npos) << model.weights();
+  ASSERT_TRUE(model.Load(std::make_shared<engine::ThreadPool>(1)).ok());
+  EXPECT_EQ(model.state(), ModelState::kReady);
+
+  auto both = Resolve(Parse("name: \"b\" variant: \"resnet50\" onnx: \"x.onnx\""));
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kInvalidArgument) << both.status();
+  auto missing = Resolve(Parse("name: \"m\" onnx: \"/nonexistent.onnx\""));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_NE(missing.status().message().find("model \"m\": onnx:"), std::string::npos)
+      << missing.status();
   fs::remove_all(dir);
 }
 
