@@ -101,6 +101,29 @@ class PythonClientTest(unittest.TestCase):
             self.assertTrue(all(c.label for c in res.classes))
             self.assertGreaterEqual(res.timing.batch_size, 1)
 
+    def test_detect_pil_images(self):
+        req = pb.DetectRequest(request_id="det", score_threshold=0.3, max_detections=25, images=[
+            pb.Image(encoded=jpeg_bytes(640, 480, 3)),
+            pb.Image(encoded=png_bytes(90, 300, "RGB", 4)),
+        ])
+        r = self.stub.Detect(req, timeout=30)
+        self.assertEqual(r.request_id, "det")
+        self.assertEqual(r.served_by.model, "det_regnet_y_400mf_416")
+        self.assertEqual([(x.image_width, x.image_height) for x in r.results], [(640, 480), (90, 300)])
+        for res, (w, h) in zip(r.results, [(640, 480), (90, 300)]):
+            self.assertLessEqual(len(res.detections), 25)
+            scores = [d.score for d in res.detections]
+            self.assertEqual(scores, sorted(scores, reverse=True))
+            for d in res.detections:
+                self.assertGreater(d.score, 0.3)
+                self.assertTrue(0 <= d.box.x1 < d.box.x2 <= w and 0 <= d.box.y1 < d.box.y2 <= h)
+                self.assertTrue(d.label)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.stub.Detect(pb.DetectRequest(model="regnet_y_400mf",
+                                              images=[pb.Image(encoded=png_bytes(8, 8))]), timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("classify model", e.exception.details())
+
     def test_errors_have_codes_and_messages(self):
         cases = [
             (pb.ClassifyRequest(images=[pb.Image(encoded=b"nope")]),
