@@ -313,6 +313,59 @@ int FuseLayerNorm(Graph& g) {
   return fused;
 }
 
+int MergeSlicesIntoConcat(Graph& g) {
+  const std::vector<int32_t> producer = Producers(g);
+  int merged = 0;
+  for (int32_t i = 0; i < static_cast<int32_t>(g.nodes().size()); ++i) {
+    if (g.node(i).dead || g.node(i).type != OpType::kConcat) continue;
+    std::vector<ValueId> inputs = g.node(i).inputs;
+    std::vector<ValueId> out;
+    for (size_t k = 0; k < inputs.size();) {
+      const int32_t p = producer[inputs[k]];
+      const Node* first = p >= 0 ? &g.node(p) : nullptr;
+      if (first == nullptr || first->type != OpType::kSlice ||
+          first->attr<SliceAttrs>().begin != 0) {
+        out.push_back(inputs[k++]);
+        continue;
+      }
+      // A run of slices of one value, contiguous from channel 0: does it cover the value?
+      const ValueId source = first->inputs[0];
+      int64_t next = 0;
+      size_t end = k;
+      while (end < inputs.size()) {
+        const int32_t q = producer[inputs[end]];
+        if (q < 0 || g.node(q).type != OpType::kSlice || g.node(q).inputs[0] != source ||
+            g.node(q).attr<SliceAttrs>().begin != next) {
+          break;
+        }
+        next = g.node(q).attr<SliceAttrs>().end;
+        ++end;
+        if (next == g.value(source).dims.c) break;
+      }
+      if (next == g.value(source).dims.c) {
+        out.push_back(source);
+        merged += static_cast<int>(end - k);
+        k = end;
+      } else {
+        out.push_back(inputs[k++]);
+      }
+    }
+    g.mutable_node(i).inputs = std::move(out);
+  }
+  if (merged == 0) return 0;
+  // Slices nobody reads any more die.
+  const std::vector<int32_t> uses = g.UseCounts();
+  std::vector<bool> is_output(g.num_values(), false);
+  for (ValueId v : g.outputs()) is_output[v] = true;
+  for (int32_t i = 0; i < static_cast<int32_t>(g.nodes().size()); ++i) {
+    Node& n = g.mutable_node(i);
+    if (!n.dead && n.type == OpType::kSlice && uses[n.output] == 0 && !is_output[n.output]) {
+      n.dead = true;
+    }
+  }
+  return merged;
+}
+
 absl::Status OptimizeGraph(Graph& g, PassStats* stats) {
   if (absl::Status s = g.Validate(); !s.ok()) return s;
   PassStats local;
@@ -325,6 +378,7 @@ absl::Status OptimizeGraph(Graph& g, PassStats* stats) {
   local.layer_scales_folded = FoldLayerScale(g);
   local.residuals_fused = FuseResidualAdd(g);
   local.activations_fused += FuseActivation(g);
+  local.slices_merged = MergeSlicesIntoConcat(g);
   g.Compact();
   if (stats != nullptr) *stats = local;
   return g.Validate();

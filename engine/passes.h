@@ -16,12 +16,16 @@ struct PassStats {
   int activations_fused = 0;
   int squeeze_excites_fused = 0;
   int layernorms_fused = 0;
+  int slices_merged = 0;
 };
 
 // Conv2D → BatchNorm (BN the conv's only consumer): BN folded into the conv's weight and bias.
 int FoldBatchNorm(Graph& g);
 // Conv2D/Linear (no epilogue yet) → ChannelScale: scale folded into weight and bias.
 int FoldLayerScale(Graph& g);
+// Concat(.., Slice(x, 0, a), Slice(x, a, b), .., Slice(x, y, C), ..) → Concat(.., x, ..): split
+// halves concatenated back in order (YOLOv8's C2f) are not copied twice.
+int MergeSlicesIntoConcat(Graph& g);
 // Conv2D/Linear (no activation, no residual) → Add(.., other) with `other` available before
 // the conv: the add (and its activation) become the conv's epilogue.
 int FuseResidualAdd(Graph& g);

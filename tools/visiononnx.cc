@@ -92,9 +92,10 @@ int Inspect(const std::vector<char*>& args) {
   for (const auto& [op, count] : ops) std::printf(" %s×%d", op.c_str(), count);
   std::printf(
       "\nfolded: %d batch-norms, %d layer-scales; fused: %d residuals, %d activations, %d "
-      "squeeze-excites, %d layer-norms\n",
+      "squeeze-excites, %d layer-norms; %d channel slices merged into concats\n",
       stats.batchnorms_folded, stats.layer_scales_folded, stats.residuals_fused,
-      stats.activations_fused, stats.squeeze_excites_fused, stats.layernorms_fused);
+      stats.activations_fused, stats.squeeze_excites_fused, stats.layernorms_fused,
+      stats.slices_merged);
   return 0;
 }
 

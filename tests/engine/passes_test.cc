@@ -56,6 +56,27 @@ TEST(PassesTest, FoldsBatchNormAndActivationIntoConv) {
   EXPECT_EQ(opt.node(0).params.size(), 2u);  // a bias was created for the folded BN
 }
 
+TEST(PassesTest, SplitHalvesConcatenatedBackInOrderAreNotCopied) {
+  Graph g;
+  ValueId x = g.Input("x", {6, 5, 4});
+  ValueId a = g.Conv2D(x, Conv(16, 1), true, "cv1");
+  ValueId y0 = g.Slice(a, 0, 8), y1 = g.Slice(a, 8, 16);
+  ValueId m = g.Conv2D(y1, Conv(8, 3), true, "m");  // y1 is still read here
+  ValueId b = g.Conv2D(x, Conv(10, 1), true, "b");
+  ValueId p = g.Slice(b, 0, 4), q = g.Slice(b, 6, 10);  // not contiguous: kept
+  g.MarkOutput(g.Concat(std::vector<ValueId>{y0, y1, m, q, p}));
+  RandomizeParams(g, 3);
+  PassStats st;
+  Graph opt = ExpectSameFunction(g, {6, 5, 4}, &st);
+  EXPECT_EQ(st.slices_merged, 2);
+  EXPECT_EQ(CountLive(opt, OpType::kSlice), 3);  // y1 (read by m), p, q
+  for (const Node& n : opt.nodes()) {
+    if (n.type == OpType::kConcat) {
+      EXPECT_EQ(n.inputs.size(), 4u);
+    }
+  }
+}
+
 TEST(PassesTest, FusesResidualAddWithReluAfterTheSum) {
   // ResNet-style: relu(bn(conv(relu(bn(conv(x))))) + x).
   Graph g;
