@@ -10,6 +10,15 @@
 
 namespace visionserve::api {
 
+std::span<const float> FloatsInPlace(const v1::RawTensor& t) {
+  const std::string& d = t.data();
+  if (d.size() % sizeof(float) != 0 ||
+      reinterpret_cast<uintptr_t>(d.data()) % alignof(float) != 0) {
+    return {};
+  }
+  return std::span<const float>(reinterpret_cast<const float*>(d.data()), d.size() / sizeof(float));
+}
+
 absl::Status PreprocessForClassify(const v1::Image& image, const preprocess::ClassifySpec& spec,
                                    const preprocess::Limits& limits, std::span<float> out) {
   switch (image.data_case()) {
@@ -80,6 +89,22 @@ absl::Status ClassifyJob::ValidateFor(const repository::ServedModel& model) {
   }
   top_k_ = top_k == 0 ? std::min(5, classes) : top_k;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<const float>> ClassifyJob::InputInPlace(int index) {
+  const v1::Image& image = request_msg_->images(index);
+  if (!image.has_tensor() || image.tensor().dtype() != v1::RawTensor::FLOAT32) {
+    return std::span<const float>();
+  }
+  const std::span<const float> values = FloatsInPlace(image.tensor());
+  if (values.empty()) return values;  // unaligned or malformed: PreprocessImage copies or rejects
+  const std::vector<int64_t> shape(image.tensor().shape().begin(), image.tensor().shape().end());
+  if (absl::Status s =
+          preprocess::ValidatePreprocessedFloat(values, shape, model_->spec().input_size);
+      !s.ok()) {
+    return s;
+  }
+  return values;
 }
 
 absl::Status ClassifyJob::PreprocessImage(int index, std::span<float> out) {

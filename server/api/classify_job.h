@@ -32,6 +32,7 @@ class ClassifyJob final : public InferenceJob {
               std::shared_ptr<std::atomic<bool>> cancelled, engine::ThreadPool* pool,
               const JobOptions& options, Completion done);
   absl::Status ValidateFor(const repository::ServedModel& model) override;
+  absl::StatusOr<std::span<const float>> InputInPlace(int index) override;
   absl::Status PreprocessImage(int index, std::span<float> out) override;
   void AnswerOk(int64_t now_us) override;
   void AnswerError(const absl::Status& status) override;
@@ -40,6 +41,10 @@ class ClassifyJob final : public InferenceJob {
   int top_k_ = 5;
   Completion done_;
 };
+
+// The floats of a FLOAT32 tensor when its bytes are float-aligned and a whole number of floats
+// (protobuf's bytes live in malloc'ed memory, so they are), else an empty span.
+std::span<const float> FloatsInPlace(const v1::RawTensor& t);
 
 // Decodes or checks one image into a classifier's input (resize, crop, normalize; or a
 // preprocessed FLOAT32 tensor). Shared with tools that preprocess without a server.

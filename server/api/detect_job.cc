@@ -5,8 +5,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/classify_job.h"
 
 namespace visionserve::api {
+
+namespace {
+constexpr const char* kFloatTensorNote =
+    " (a FLOAT32 tensor is the detector's letterboxed input; boxes come back in its pixels)";
+}  // namespace
 
 absl::Status PreprocessForDetect(const v1::Image& image, int input_size,
                                  const detect::LetterboxNormalize& norm,
@@ -57,10 +63,7 @@ absl::Status PreprocessForDetect(const v1::Image& image, int input_size,
         std::memcpy(values.data(), d.data(), d.size());
         if (absl::Status s = preprocess::CheckPreprocessedFloat(values, shape, input_size, out);
             !s.ok()) {
-          return absl::Status(s.code(), absl::StrCat(s.message(),
-                                                     " (a FLOAT32 tensor is the detector's "
-                                                     "letterboxed input; boxes come back in its "
-                                                     "pixels)"));
+          return absl::Status(s.code(), absl::StrCat(s.message(), kFloatTensorNote));
         }
         auto g = detect::ComputeLetterbox(input_size, input_size, input_size, input_size);
         if (!g.ok()) return g.status();
@@ -124,6 +127,24 @@ absl::Status DetectJob::ValidateFor(const repository::ServedModel& model) {
   geometry_.resize(r.images_size());
   detections_.resize(r.images_size());
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<const float>> DetectJob::InputInPlace(int index) {
+  const v1::Image& image = request_msg_->images(index);
+  if (!image.has_tensor() || image.tensor().dtype() != v1::RawTensor::FLOAT32) {
+    return std::span<const float>();
+  }
+  const std::span<const float> values = FloatsInPlace(image.tensor());
+  if (values.empty()) return values;
+  const int size = model_->spec().input_size;
+  const std::vector<int64_t> shape(image.tensor().shape().begin(), image.tensor().shape().end());
+  if (absl::Status s = preprocess::ValidatePreprocessedFloat(values, shape, size); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(s.message(), kFloatTensorNote));
+  }
+  auto g = detect::ComputeLetterbox(size, size, size, size);
+  if (!g.ok()) return g.status();
+  geometry_[index] = *g;
+  return values;
 }
 
 absl::Status DetectJob::PreprocessImage(int index, std::span<float> out) {

@@ -39,6 +39,7 @@ class DetectJob final : public InferenceJob {
             std::shared_ptr<std::atomic<bool>> cancelled, engine::ThreadPool* pool,
             const JobOptions& options, Completion done);
   absl::Status ValidateFor(const repository::ServedModel& model) override;
+  absl::StatusOr<std::span<const float>> InputInPlace(int index) override;
   absl::Status PreprocessImage(int index, std::span<float> out) override;
   absl::Status PostprocessImage(int index) override;
   bool PostprocessOnArena() const override { return true; }

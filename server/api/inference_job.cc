@@ -162,10 +162,7 @@ void InferenceJob::Begin(const repository::ModelRepository* models) {
   num_items_ = num_images;
   items_ = std::make_unique<Item[]>(num_items_);
   remaining_.store(num_items_);
-  for (int i = 0; i < num_items_; ++i) {
-    items_[i].input.resize(model->input_floats());
-    items_[i].output.resize(model->output_floats());
-  }
+  for (int i = 0; i < num_items_; ++i) items_[i].output.resize(model->output_floats());
   // Decode and preprocess on the engine's arena, never on gRPC's threads; images in parallel.
   preprocessing_.store(num_items_);
   std::shared_ptr<InferenceJob> self = shared_from_this();
@@ -185,22 +182,35 @@ void InferenceJob::Preprocess(int index) {
   if (completed_.load(std::memory_order_acquire)) return;  // an earlier image failed
   Item& item = items_[index];
   const int64_t t0 = SteadyClock::Get()->NowMicros();
-  absl::Status s = PreprocessImage(index, item.input);
+  absl::StatusOr<std::span<const float>> input = InputInPlace(index);
+  absl::Status s = input.status();
+  if (s.ok() && input->empty()) {
+    item.input.resize(model_->input_floats());
+    s = PreprocessImage(index, item.input);
+    input = std::span<const float>(item.input);
+  }
   item.preprocess_us = SteadyClock::Get()->NowMicros() - t0;
   if (!s.ok()) {
     return Fail(num_items_ > 1
                     ? absl::Status(s.code(), absl::StrCat("image ", index, ": ", s.message()))
                     : s);
   }
+  // A task reading the request in place keeps a failure from being answered (the caller then
+  // frees the request) until the batcher is done with it.
+  const bool borrows = input->data() != item.input.data();
   auto task = std::make_unique<batching::BatchTask>();
   task->priority = request_.priority;
   task->deadline_us = deadline_us_;
-  task->input = item.input;
+  task->input = *input;
   task->output = item.output;
   task->cancelled = cancelled_;
   std::shared_ptr<InferenceJob> self = shared_from_this();
-  task->done = [self, index](const absl::Status& st, const batching::TaskTiming& timing) {
+  task->done = [self, index, borrows](const absl::Status& st, const batching::TaskTiming& timing) {
     self->items_[index].timing = timing;
+    if (borrows) {
+      self->borrowing_.fetch_sub(1);
+      self->TryAnswerFailure();
+    }
     if (!st.ok()) {
       if (const metrics::ModelMetrics* m = self->model_->metrics()) {
         if (st.code() == absl::StatusCode::kDeadlineExceeded) m->drops_deadline->Increment();
@@ -210,7 +220,9 @@ void InferenceJob::Preprocess(int index) {
     }
     self->Computed(index);
   };
+  if (borrows) borrowing_.fetch_add(1);
   if (absl::Status e = model_->batcher()->Enqueue(task); !e.ok()) {
+    if (borrows) borrowing_.fetch_sub(1);
     if (model_->metrics() && e.code() == absl::StatusCode::kUnavailable &&
         absl::StartsWith(e.message(), "queue full")) {
       model_->metrics()->drops_queue_full->Increment();
@@ -247,11 +259,11 @@ void InferenceJob::Fail(const absl::Status& status) {
   TryAnswerFailure();
 }
 
-// Answers a failure once no Preprocess() call can still read the request (the caller may free
-// it as soon as it is answered). Both the failing thread and the last preprocessing call get
-// here; `answered_` lets exactly one through.
+// Answers a failure once nothing can still read the request (the caller may free it as soon as
+// it is answered): no Preprocess() call, no queued task with its input in place. Every one of
+// those ends here; `answered_` lets exactly one through.
 void InferenceJob::TryAnswerFailure() {
-  if (!failure_ready_.load() || preprocessing_.load() > 0) return;
+  if (!failure_ready_.load() || preprocessing_.load() > 0 || borrowing_.load() > 0) return;
   if (answered_.exchange(true)) return;
   RecordAnswer(failure_, SteadyClock::Get()->NowMicros());
   AnswerError(failure_);

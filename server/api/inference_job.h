@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/executor.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "server/metrics/metrics.h"
@@ -86,6 +87,11 @@ class InferenceJob : public std::enable_shared_from_this<InferenceJob> {
 
   // The task-specific parts. Validate the request's own options for the chosen model.
   virtual absl::Status ValidateFor(const repository::ServedModel& model) = 0;
+  // Image `index` when it already is the model's input (a checked FLOAT32 tensor, read in place
+  // from the request: no copy), else an empty span. Runs on the engine arena.
+  virtual absl::StatusOr<std::span<const float>> InputInPlace(int /*index*/) {
+    return std::span<const float>();
+  }
   // Fills `out` (the model's input for one image) from image `index`; runs on the engine arena.
   virtual absl::Status PreprocessImage(int index, std::span<float> out) = 0;
   // Runs on the engine arena after image `index`'s batch; an error fails the request.
@@ -129,6 +135,7 @@ class InferenceJob : public std::enable_shared_from_this<InferenceJob> {
   std::atomic<int> remaining_{0};
   std::atomic<bool> completed_{false};  // Fail or Finish has begun (first one wins)
   std::atomic<int> preprocessing_{0};   // Preprocess() calls not yet returned
+  std::atomic<int> borrowing_{0};       // batcher tasks reading the request in place, not done
   absl::Status failure_;                // written by the winning Fail before ready
   std::atomic<bool> failure_ready_{false};
   std::atomic<bool> answered_{false};

@@ -1,5 +1,7 @@
 #include "server/batching/dynamic_batcher.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -41,8 +43,10 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(Options o
   for (auto& inst : b->instances_) {
     Instance* p = inst.get();
     p->thread = std::thread([b = b.get(), p] { b->InstanceLoop(p); });
+    pthread_setname_np(p->thread.native_handle(), "vs-batch-run");  // for top -H and profiles
   }
   b->scheduler_ = std::thread([b = b.get()] { b->SchedulerLoop(); });
+  pthread_setname_np(b->scheduler_.native_handle(), "vs-batch-sched");
   return b;
 }
 

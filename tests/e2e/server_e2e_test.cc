@@ -393,6 +393,14 @@ TEST_F(ServerE2ETest, BadRequestsGetSpecificErrors) {
 
 TEST_F(ServerE2ETest, OneBadImageFailsItsRequestButNotTheBatchItWouldHaveJoined) {
   const std::string good = Jpeg(256, 256);
+  // A preprocessed tensor is read in place from the request: a failed request must not be
+  // answered (and freed) while its other images still sit in a batcher queue.
+  v1::Image tensor;
+  v1::RawTensor* t32 = tensor.mutable_tensor();
+  t32->set_dtype(v1::RawTensor::FLOAT32);
+  for (int d : {224, 224, 3}) t32->add_shape(d);
+  std::vector<float> values(224 * 224 * 3, 0.25f);
+  t32->set_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4));
   std::atomic<int> ok{0}, bad{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 6; ++t) {
@@ -400,7 +408,11 @@ TEST_F(ServerE2ETest, OneBadImageFailsItsRequestButNotTheBatchItWouldHaveJoined)
       auto stub = v1::VisionService::NewStub(channel_);
       for (int i = 0; i < 5; ++i) {
         v1::ClassifyRequest req;
-        req.add_images()->set_encoded(good);
+        if (i % 2) {
+          *req.add_images() = tensor;
+        } else {
+          req.add_images()->set_encoded(good);
+        }
         if (t % 2) req.add_images()->set_encoded("garbage");
         v1::ClassifyResponse resp;
         grpc::ClientContext ctx;
