@@ -128,8 +128,11 @@ constexpr int64_t kBBlockBytes = 512 << 10;
 constexpr int64_t kABlockBytes = 256 << 10;
 constexpr int64_t kCTileBytes = 512 << 10;
 
-// Column panels a tile needs before GemmTile packs A (when the config can).
-constexpr int64_t kMinPanelsToPackA = 2;
+// Column panels a tile needs before GemmTile packs A (when the config can). Packing a K block
+// (mostly fetching A from memory) costs about as much as the packed kernel saves on 8-10 panels:
+// on 3136×N×K, packing lost 12% at 2 panels and 7% at 3, broke even at 12, and won 2-3% at 11
+// panels of 1024³ (AVX-512, one thread).
+constexpr int64_t kMinPanelsToPackA = 8;
 
 }  // namespace
 
@@ -231,7 +234,6 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
   params.max = epilogue.max;
   params.residual_stride = args.ldr;
 
-  // Packing costs about a fraction of one panel's work per row block; it pays from two panels.
   const bool pack = scratch != nullptr && config.packs_a() && p_end - p_begin >= kMinPanelsToPackA;
   float* packed_a = pack ? scratch + args.m * buf_stride : nullptr;
 
