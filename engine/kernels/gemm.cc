@@ -128,6 +128,12 @@ constexpr int64_t kBBlockBytes = 512 << 10;
 constexpr int64_t kABlockBytes = 256 << 10;
 constexpr int64_t kCTileBytes = 512 << 10;
 
+// Column panels a tile needs before GemmTile packs A (when the config can). Packing a K block
+// (mostly fetching A from memory) costs about as much as the packed kernel saves on 8-10 panels:
+// on 3136×N×K, packing lost 12% at 2 panels and 7% at 3, broke even at 12, and won 2-3% at 11
+// panels of 1024³ (AVX-512, one thread).
+constexpr int64_t kMinPanelsToPackA = 8;
+
 }  // namespace
 
 const GemmConfig& GetGemmConfig(Isa isa) {
@@ -207,7 +213,9 @@ int64_t GemmABufferStride(int64_t kc) {
 }
 
 size_t GemmTileScratchFloats(const GemmConfig& config, int64_t m_tile, int64_t k) {
-  return static_cast<size_t>(m_tile * GemmABufferStride(GemmKBlock(config, k)));
+  const int64_t kc = GemmKBlock(config, k);
+  const int64_t packed = config.packs_a() ? RoundUp(m_tile, config.mr) * kc : 0;
+  return static_cast<size_t>(m_tile * GemmABufferStride(kc) + packed);
 }
 
 void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
@@ -226,13 +234,16 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
   params.max = epilogue.max;
   params.residual_stride = args.ldr;
 
+  const bool pack = scratch != nullptr && config.packs_a() && p_end - p_begin >= kMinPanelsToPackA;
+  float* packed_a = pack ? scratch + args.m * buf_stride : nullptr;
+
   for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, k_total - k0);
     const bool last = k0 + kc == k_total;
     GemmABlock a;
     if (args.fetch != nullptr) {
       a = args.fetch(args.fetch_ctx, args.m, k0, kc, scratch, buf_stride);
-    } else if (args.copy_a) {
+    } else if (args.copy_a && !pack) {
       for (int64_t i = 0; i < args.m; ++i) {
         std::memcpy(scratch + i * buf_stride, args.a + i * args.lda + k0,
                     static_cast<size_t>(kc) * sizeof(float));
@@ -242,10 +253,12 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
       a = {args.a + k0, args.lda};
     }
     params.flags = (k0 > 0 ? kGemmAccumulate : 0u) | (last ? kGemmFinal : 0u);
+    if (pack) config.pack_a(args.m, kc, a.data, a.stride, packed_a);
 
     for (int64_t m0 = 0; m0 < args.m; m0 += mr) {
       const int64_t rows = std::min(mr, args.m - m0);
       const float* a_rows = a.data + m0 * a.stride;
+      const float* a_panel = pack ? packed_a + m0 * kc : nullptr;
       float* c_rows = args.c + m0 * args.ldc;
       for (int64_t p = p_begin; p < p_end; ++p) {
         const int64_t col0 = p * nr;
@@ -253,8 +266,12 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
         params.bias = bias != nullptr ? bias + col0 : nullptr;
         params.residual =
             args.residual != nullptr && last ? args.residual + m0 * args.ldr + col0 : nullptr;
-        config.Get(rows, cols)(kc, cols, a_rows, a.stride, weights.panel(p) + k0 * nr,
-                               c_rows + col0, args.ldc, params);
+        const float* w = weights.panel(p) + k0 * nr;
+        if (pack) {
+          config.GetPacked(rows, cols)(kc, cols, a_panel, w, c_rows + col0, args.ldc, params);
+        } else {
+          config.Get(rows, cols)(kc, cols, a_rows, a.stride, w, c_rows + col0, args.ldc, params);
+        }
       }
       if (last && epilogue.post != nullptr) {
         for (int64_t i = 0; i < rows; ++i) {

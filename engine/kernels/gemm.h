@@ -6,9 +6,12 @@
 // Three levels, as in XNNPACK:
 //  * Microkernels f32_gemm_<mr>x<nr>__<isa> (gemm.cc, gemm_avx2.cc, gemm_avx512.cc): one block
 //    of at most mr rows × nr columns of C over one range of K. A rows are strided (not packed),
-//    B is one packed panel. They take pointers, strides and params only.
+//    B is one packed panel. They take pointers, strides and params only. A kernel set may add a
+//    packed-A form (f32_gemm_<mr>x<nr>__<isa>_packa) reading A from an mr-interleaved micro-panel,
+//    and the function that packs it.
 //  * GemmTile: the driver that computes one rectangular tile of C over all of K, in K blocks
-//    sized for the caches, applying the epilogue after the last block.
+//    sized for the caches, applying the epilogue after the last block. With scratch and enough
+//    column panels to amortise it, it packs each K block of A once and runs the packed form.
 //  * PlanGemmTiling: splits C into tiles (the parallel unit of an op) for a thread count.
 //
 // The kernel set is chosen once, from an Isa, through GetGemmConfig(); the hot path only calls
@@ -66,6 +69,18 @@ using IgemmUkernelFn = void (*)(int64_t ks, int64_t kc, int64_t nc, const float*
                                 int64_t a_offset, const float* zero, const float* w, float* c,
                                 int64_t c_stride, const GemmUkernelParams& params);
 
+// The packed-A form of a microkernel: `a` is one micro-panel from GemmPackAFn, kc steps of mr
+// floats (mr the config's full row count), row i of step k at a[k·mr + i]. Otherwise as
+// GemmUkernelFn.
+using GemmPackedUkernelFn = void (*)(int64_t kc, int64_t nc, const float* a, const float* w,
+                                     float* c, int64_t c_stride, const GemmUkernelParams& params);
+
+// Packs rows [0, m) × columns [0, kc) of a strided A (row i, column k at a[i·a_stride + k]) into
+// ceil(m / mr) micro-panels of mr·kc floats each: panel b holds rows b·mr + i, row i of step k at
+// packed[b·mr·kc + k·mr + i]. Entries of rows past m are unspecified; `packed` is 64-byte aligned.
+using GemmPackAFn = void (*)(int64_t m, int64_t kc, const float* a, int64_t a_stride,
+                             float* packed);
+
 // One ISA's GEMM kernel set, chosen at plan time.
 struct GemmConfig {
   Isa isa = Isa::kPortable;
@@ -79,6 +94,9 @@ struct GemmConfig {
   // up to mr and nr / lanes is set.
   GemmUkernelFn ukernel[kGemmMaxNv][kGemmMaxMr] = {};
   IgemmUkernelFn igemm[kGemmMaxNv][kGemmMaxMr] = {};  // same shapes, indirect A
+  // Optional packed-A forms (same shapes) and their packing function: all set or all null.
+  GemmPackedUkernelFn packed_ukernel[kGemmMaxNv][kGemmMaxMr] = {};
+  GemmPackAFn pack_a = nullptr;
 
   // The kernel for a block of `rows` ≤ mr rows and `cols` ≤ nr valid columns.
   GemmUkernelFn Get(int64_t rows, int64_t cols) const {
@@ -87,6 +105,10 @@ struct GemmConfig {
   IgemmUkernelFn GetIgemm(int64_t rows, int64_t cols) const {
     return igemm[(cols + lanes - 1) / lanes - 1][rows - 1];
   }
+  GemmPackedUkernelFn GetPacked(int64_t rows, int64_t cols) const {
+    return packed_ukernel[(cols + lanes - 1) / lanes - 1][rows - 1];
+  }
+  bool packs_a() const { return pack_a != nullptr; }
 };
 
 // The kernel set for `isa`, or for the best ISA this CPU has when it lacks `isa` (so the
@@ -164,15 +186,16 @@ struct GemmTileArgs {
 // The K block GemmTile uses for a K of `k`: at most config.kc, balanced across blocks.
 int64_t GemmKBlock(const GemmConfig& config, int64_t k);
 
-// Floats of scratch GemmTile needs for tiles of up to `m_tile` rows over K = `k`, when A is
-// copied or fetched (0 is enough for a strided A without copy_a).
+// Floats of scratch GemmTile needs for tiles of up to `m_tile` rows over K = `k`: room for a
+// copied or fetched A block and, when the config packs A, for its micro-panels.
 size_t GemmTileScratchFloats(const GemmConfig& config, int64_t m_tile, int64_t k);
 // Row stride of the A buffer GemmTile passes to fetch for K blocks of `kc`.
 int64_t GemmABufferStride(int64_t kc);
 
 // C tile = epilogue(A · B): bias (from `weights`), residual, clamp, post activation. `scratch`
 // holds GemmTileScratchFloats(config, args.m, weights.k()) floats (64-byte aligned), or may be
-// nullptr when A is a strided matrix without copy_a. Single-threaded, allocates nothing.
+// nullptr when A is a strided matrix without copy_a (A is then never packed). Single-threaded,
+// allocates nothing.
 void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
               const GemmEpilogue& epilogue, const GemmTileArgs& args, float* scratch);
 

@@ -108,6 +108,8 @@ class DenseGemmOp final : public Op {
   explicit DenseGemmOp(Setup s) : s_(std::move(s)) {
     tiling_ = kernels::PlanGemmTiling(*s_.config, s_.m, s_.n, s_.k, s_.num_threads);
     copy_a_ = ShouldCopyA(*s_.config, s_.k, s_.n);
+    // With scratch, GemmTile packs A when the kernel set can (and copy_a_ is moot).
+    use_scratch_ = copy_a_ || s_.config->packs_a();
     const double tile_flops = 2.0 * tiling_.m_tile * tiling_.n_tile * s_.k;
     grain_ = ChooseGrain(tiling_.tiles(), tile_flops, s_.num_threads);
   }
@@ -115,7 +117,7 @@ class DenseGemmOp final : public Op {
   int64_t NumTiles(int) const override { return tiling_.tiles(); }
   int64_t Grain(int) const override { return grain_; }
   size_t ScratchBytes() const override {
-    return copy_a_
+    return use_scratch_
                ? kernels::GemmTileScratchFloats(*s_.config, tiling_.m_tile, s_.k) * sizeof(float)
                : 0;
   }
@@ -148,7 +150,7 @@ class DenseGemmOp final : public Op {
       args.residual = r != nullptr ? r + m0 * s_.n : nullptr;
       args.ldr = s_.n;
       kernels::GemmTile(*s_.config, *s_.weights, s_.epilogue, args,
-                        reinterpret_cast<float*>(scratch));
+                        use_scratch_ ? reinterpret_cast<float*>(scratch) : nullptr);
     }
   }
 
@@ -156,6 +158,7 @@ class DenseGemmOp final : public Op {
   Setup s_;
   GemmTiling tiling_;
   bool copy_a_ = false;
+  bool use_scratch_ = false;
   int64_t grain_ = 1;
 };
 

@@ -41,14 +41,15 @@ struct Case {
   bool copy_a = false;
   int threads = 1;  // tiles from PlanGemmTiling for this many threads
   bool fetch = false;
+  bool no_scratch = false;  // GemmTile without scratch: A strided in place, never packed
 };
 
 std::string Describe(const Case& c, Isa isa) {
   return absl::StrFormat(
       "%s M=%d N=%d K=%d bias=%d residual=%d act=%s lda+%d ldc+%d ldr+%d copy_a=%d threads=%d "
-      "fetch=%d",
+      "fetch=%d no_scratch=%d",
       IsaName(isa), c.m, c.n, c.k, c.bias, c.residual, ActivationName(c.act), c.lda_pad, c.ldc_pad,
-      c.ldr_pad, c.copy_a, c.threads, c.fetch);
+      c.ldr_pad, c.copy_a, c.threads, c.fetch, c.no_scratch);
 }
 
 // Tolerance of one output: rounding of a K-term float sum grows like sqrt(K) relative to the sum
@@ -129,7 +130,7 @@ void RunCase(Isa isa, const Case& c, uint32_t seed) {
     args.ldc = ldc;
     args.residual = res_ptr != nullptr ? res_ptr + m0 * ldr : nullptr;
     args.ldr = ldr;
-    GemmTile(config, packed, epilogue, args, scratch.get());
+    GemmTile(config, packed, epilogue, args, c.no_scratch ? nullptr : scratch.get());
     ASSERT_TRUE(fetch.ok) << "fetch called with unexpected arguments";
   }
 
@@ -183,6 +184,7 @@ TEST_P(GemmTest, MatchesReferenceOverEdgeShapes) {
         c.ldc_pad = seed % 5 == 2 ? 3 : 0;
         c.ldr_pad = seed % 7 == 3 ? 17 : 0;
         c.copy_a = seed % 6 == 4;
+        c.no_scratch = seed % 6 == 1;  // the strided kernels even where A would be packed
         c.threads = 1 + static_cast<int>(seed % 3);
         RunCase(GetParam(), c, seed++);
         if (HasFailure()) return;
@@ -218,6 +220,29 @@ TEST_P(GemmTest, TilesForManyThreadsCoverTheProductOnce) {
     c.act = Activation::kSiLU;
     c.threads = threads;
     RunCase(GetParam(), c, 7);
+  }
+}
+
+// Wide tiles over several K blocks, with and without scratch: the packed-A path (where the kernel
+// set has one) and the strided path must both match the reference, tails and flags included.
+TEST_P(GemmTest, PackedAndStridedAMatchReference) {
+  uint32_t seed = 200;
+  for (int64_t m : {1, 14, 15, 29, 183}) {
+    for (int64_t n : {65, 130, 353}) {
+      for (int64_t k : {7, 385, 1029}) {
+        for (bool no_scratch : {false, true}) {
+          Case c{m, n, k};
+          c.bias = seed % 2 == 0;
+          c.residual = seed % 3 != 1;
+          c.act = seed % 4 == 0 ? Activation::kSiLU : Activation::kReLU6;
+          c.lda_pad = seed % 5 == 0 ? 0 : 3;
+          c.ldc_pad = seed % 3 == 0 ? 1 : 0;
+          c.no_scratch = no_scratch;
+          RunCase(GetParam(), c, seed++);
+          if (HasFailure()) return;
+        }
+      }
+    }
   }
 }
 
@@ -375,6 +400,35 @@ TEST(GemmConfigTest, EveryKernelSlotUpToMrAndNrIsFilled) {
       for (int m = 0; m < config.mr; ++m) {
         EXPECT_NE(config.ukernel[v][m], nullptr) << config.name << " v=" << v << " m=" << m;
         EXPECT_NE(config.igemm[v][m], nullptr) << config.igemm_name << " v=" << v << " m=" << m;
+        EXPECT_EQ(config.packed_ukernel[v][m] != nullptr, config.packs_a())
+            << config.name << " packed v=" << v << " m=" << m;
+      }
+    }
+  }
+}
+
+// Every kernel set that packs A: micro-panels of mr rows, k-major, for odd row counts, K tails
+// and padded strides.
+TEST(GemmPackATest, WritesMrInterleavedMicroPanels) {
+  for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) {
+    const GemmConfig& config = GetGemmConfig(isa);
+    if (!config.packs_a()) continue;
+    const int64_t mr = config.mr;
+    std::mt19937 rng(5);
+    for (int64_t m : {int64_t{1}, mr - 1, mr, mr + 1, 3 * mr + 2}) {
+      for (int64_t kc : {1, 5, 16, 17, 344}) {
+        SCOPED_TRACE(absl::StrFormat("%s m=%d kc=%d", config.name, m, kc));
+        const int64_t stride = kc + 3;
+        const std::vector<float> a = Random(static_cast<size_t>(m * stride), rng);
+        const int64_t blocks = (m + mr - 1) / mr;
+        AlignedPtr<float> packed = MakeAligned<float>(static_cast<size_t>(blocks * mr * kc));
+        config.pack_a(m, kc, a.data(), stride, packed.get());
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t k = 0; k < kc; ++k) {
+            const float got = packed.get()[(i / mr) * mr * kc + k * mr + i % mr];
+            ASSERT_EQ(got, a[i * stride + k]) << "row " << i << " k " << k;
+          }
+        }
       }
     }
   }
