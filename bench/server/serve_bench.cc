@@ -21,6 +21,8 @@
 #include <sstream>
 #include <thread>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "absl/strings/str_format.h"
@@ -29,6 +31,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/proto_buffer_reader.h"
+#include "models/catalog.h"
 #include "models/zoo.h"
 #include "server/flags.h"
 #include "server/server.h"
@@ -82,10 +85,10 @@ double RawEngine(const std::string& model, int batch, double seconds) {
 // CPU seconds (user + system) of this process's threads, by thread name (/proc/self/task), for
 // the breakdown of where a served image's CPU goes. Names are truncated to 15 characters by
 // the kernel; digits are dropped so "grpcpp_sync_ser3" and "...ser4" add up.
-std::map<std::string, double> ThreadCpuSeconds() {
+std::map<std::string, double> ThreadCpuSeconds(const std::string& proc = "/proc/self") {
   std::map<std::string, double> out;
   const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+  for (const auto& e : std::filesystem::directory_iterator(proc + "/task")) {
     std::ifstream stat(e.path() / "stat");
     std::string line;
     std::getline(stat, line);
@@ -107,12 +110,65 @@ std::map<std::string, double> ThreadCpuSeconds() {
   return out;
 }
 
+// CPU seconds (user + system) of process `pid` so far.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream stat(absl::StrFormat("/proc/%d/stat", pid));
+  std::string line;
+  std::getline(stat, line);
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int k = 3; k <= 15 && rest >> field; ++k) {
+    if (k == 14) utime = std::stod(field);
+    if (k == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The real daemon as a child process: `binary --listen 127.0.0.1:0 --repository repo`; returns
+// its pid and address once it prints SERVING (exits the benchmark if it does not).
+std::pair<pid_t, std::string> SpawnServer(const std::string& binary, const std::string& repo) {
+  int fds[2];
+  if (pipe(fds) != 0) std::exit(1);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    execl(binary.c_str(), binary.c_str(), "--listen", "127.0.0.1:0", "--repository", repo.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  FILE* out = fdopen(fds[0], "r");
+  std::string address;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), out) != nullptr) {
+    const std::string line(buf);
+    const size_t at = line.find("listening on ");
+    if (at != std::string::npos) address = line.substr(at + 13, line.find(' ', at + 13) - at - 13);
+    if (line.find("SERVING") != std::string::npos) {
+      // Keep draining its output so it never blocks on a full pipe.
+      std::thread([out] {
+        char b[4096];
+        while (fgets(b, sizeof(b), out) != nullptr) {
+        }
+        fclose(out);
+      }).detach();
+      return {pid, address};
+    }
+  }
+  std::fprintf(stderr, "%s did not start\n", binary.c_str());
+  std::exit(1);
+}
+
 // Keeps `concurrency` unary calls in flight for `seconds`; returns images/s answered OK.
 // The request is serialized once and sent as the same bytes every time (gRPC's generic API):
 // the load generator shares the server's two cores, and re-serializing a 600 KB tensor per
 // call would bill the client's work to the server.
 double ClosedLoop(grpc::GenericStub* stub, const v1::ClassifyRequest& req, int concurrency,
-                  double seconds, double* mean_batch) {
+                  double seconds, double* mean_batch, pid_t server_pid = 0) {
   std::atomic<int64_t> ok{0}, errors{0}, batch_sum{0};
   std::atomic<bool> stop{false};
   std::atomic<int> outstanding{0};
@@ -150,23 +206,41 @@ double ClosedLoop(grpc::GenericStub* stub, const v1::ClassifyRequest& req, int c
       std::chrono::duration<double>(std::min(2.0, seconds / 4)));  // warm-up
   const int64_t ok0 = ok.load(), b0 = batch_sum.load();
   const auto cpu0 = ThreadCpuSeconds();
+  const double server0 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : 0;
+  const std::string server_proc = absl::StrFormat("/proc/%d", server_pid);
+  const auto scpu0 = server_pid > 0 ? ThreadCpuSeconds(server_proc) : cpu0;
   const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const int64_t n = ok.load() - ok0;
   const double dt = Seconds(t0, Clock::now());
   const auto cpu1 = ThreadCpuSeconds();
+  const double server1 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : 0;
+  const auto scpu1 = server_pid > 0 ? ThreadCpuSeconds(server_proc) : cpu1;
   // Where the CPU went, per served image (threads that exited in between are not counted).
   double total = 0;
-  std::string breakdown;
   for (const auto& [name, sec] : cpu1) {
     auto it = cpu0.find(name);
-    const double d = sec - (it == cpu0.end() ? 0.0 : it->second);
+    total += std::max(0.0, sec - (it == cpu0.end() ? 0.0 : it->second));
+  }
+  std::string breakdown;  // the server's threads
+  for (const auto& [name, sec] : scpu1) {
+    auto it = scpu0.find(name);
+    const double d = sec - (it == scpu0.end() ? 0.0 : it->second);
     if (d <= 0) continue;
-    total += d;
     breakdown += absl::StrFormat(" %s=%.0fus", name, d / std::max<int64_t>(n, 1) * 1e6);
   }
-  std::fprintf(stderr, "cpu per served image: %.0f us (%.2f cores):%s\n",
-               total / std::max<int64_t>(n, 1) * 1e6, total / dt, breakdown.c_str());
+  if (server_pid > 0) {
+    const double per = (server1 - server0) / std::max<int64_t>(n, 1);
+    std::fprintf(stderr,
+                 "cpu per served image: server process %.0f us (%.2f cores), load generator %.0f "
+                 "us (%.2f cores); with the cores to itself the server would do ~%.0f img/s; "
+                 "server threads:%s\n",
+                 per * 1e6, (server1 - server0) / dt, total / std::max<int64_t>(n, 1) * 1e6,
+                 total / dt, ((server1 - server0) / dt + total / dt) / per, breakdown.c_str());
+  } else {
+    std::fprintf(stderr, "cpu per served image: %.0f us (%.2f cores):%s\n",
+                 total / std::max<int64_t>(n, 1) * 1e6, total / dt, breakdown.c_str());
+  }
   *mean_batch = n > 0 ? static_cast<double>(batch_sum.load() - b0) / n : 0;
   stop.store(true);
   while (outstanding.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -255,6 +329,10 @@ int Main(int argc, char** argv) {
   flags.Int("rate", &rate, "overload: offered requests/s");
   flags.Int("budget-ms", &budget_ms, "overload: per-request deadline");
   flags.Int("seconds", &seconds, "measurement time per run");
+  std::string server_binary;
+  flags.String("server-binary", &server_binary,
+               "throughput: run this visionserve binary as a separate process (its CPU is then "
+               "reported apart from the load generator's) instead of an in-process server");
   if (std::optional<int> code = flags.ParseOrExitCode(argc, argv, nullptr, "serve_bench")) {
     return *code;
   }
@@ -269,22 +347,38 @@ int Main(int argc, char** argv) {
         "variant: \"%s\" batching { max_batch_size: %d max_queue_delay_us: 20000 "
         "preferred_batch_sizes: %d max_queue_size: 4096 }\n",
         model, batch, batch);
-    auto server = StartServer(dir.string());
-    grpc::GenericStub stub(grpc::CreateCustomChannel(
-        absl::StrFormat("127.0.0.1:%d", server->port()), grpc::InsecureChannelCredentials(), args));
+    std::unique_ptr<Server> server;
+    pid_t pid = 0;
+    std::string address;
+    int input_size = 0;
+    if (server_binary.empty()) {
+      server = StartServer(dir.string());
+      address = absl::StrFormat("127.0.0.1:%d", server->port());
+      input_size = server->models().models()[0]->spec().input_size;
+    } else {
+      std::tie(pid, address) = SpawnServer(server_binary, dir.string());
+      auto info = models::FindModel(model);
+      input_size = info.ok() ? (*info)->input_size : 224;
+    }
+    grpc::GenericStub stub(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     v1::ClassifyRequest req;
-    req.ParseFromString(FloatTensorRequest(server->models().models()[0]->spec().input_size, 1,
-                                           static_cast<int>(images_per_request)));
+    req.ParseFromString(FloatTensorRequest(input_size, 1, static_cast<int>(images_per_request)));
     double mean_batch = 0;
     const double served = ClosedLoop(&stub, req, static_cast<int>(concurrency),
-                                     static_cast<double>(seconds), &mean_batch);
+                                     static_cast<double>(seconds), &mean_batch, pid);
     std::printf(
         "{\"mode\":\"throughput\",\"model\":\"%s\",\"batch\":%ld,\"concurrency\":%ld,"
         "\"images_per_request\":%ld,"
         "\"raw_engine_img_s\":%.1f,\"served_img_s\":%.1f,\"ratio\":%.3f,\"mean_batch\":%.2f}\n",
         model.c_str(), long(batch), long(concurrency), long(images_per_request), raw, served,
         served / raw, mean_batch);
-    server->Drain();
+    if (server) {
+      server->Drain();
+    } else {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
     std::filesystem::remove_all(dir);
     return 0;
   }
