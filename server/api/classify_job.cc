@@ -91,20 +91,21 @@ absl::Status ClassifyJob::ValidateFor(const repository::ServedModel& model) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::span<const float>> ClassifyJob::InputInPlace(int index) {
-  const v1::Image& image = request_msg_->images(index);
+absl::StatusOr<std::span<const float>> CheckedFloatsInPlace(const v1::Image& image, int size) {
   if (!image.has_tensor() || image.tensor().dtype() != v1::RawTensor::FLOAT32) {
     return std::span<const float>();
   }
   const std::span<const float> values = FloatsInPlace(image.tensor());
-  if (values.empty()) return values;  // unaligned or malformed: PreprocessImage copies or rejects
+  if (values.empty()) return values;  // unaligned or malformed: the copying path checks it
   const std::vector<int64_t> shape(image.tensor().shape().begin(), image.tensor().shape().end());
-  if (absl::Status s =
-          preprocess::ValidatePreprocessedFloat(values, shape, model_->spec().input_size);
-      !s.ok()) {
+  if (absl::Status s = preprocess::ValidatePreprocessedFloat(values, shape, size); !s.ok()) {
     return s;
   }
   return values;
+}
+
+absl::StatusOr<std::span<const float>> ClassifyJob::InputInPlace(int index) {
+  return CheckedFloatsInPlace(request_msg_->images(index), model_->spec().input_size);
 }
 
 absl::Status ClassifyJob::PreprocessImage(int index, std::span<float> out) {

@@ -130,20 +130,18 @@ absl::Status DetectJob::ValidateFor(const repository::ServedModel& model) {
 }
 
 absl::StatusOr<std::span<const float>> DetectJob::InputInPlace(int index) {
-  const v1::Image& image = request_msg_->images(index);
-  if (!image.has_tensor() || image.tensor().dtype() != v1::RawTensor::FLOAT32) {
-    return std::span<const float>();
-  }
-  const std::span<const float> values = FloatsInPlace(image.tensor());
-  if (values.empty()) return values;
   const int size = model_->spec().input_size;
-  const std::vector<int64_t> shape(image.tensor().shape().begin(), image.tensor().shape().end());
-  if (absl::Status s = preprocess::ValidatePreprocessedFloat(values, shape, size); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(s.message(), kFloatTensorNote));
+  absl::StatusOr<std::span<const float>> values =
+      CheckedFloatsInPlace(request_msg_->images(index), size);
+  if (!values.ok()) {
+    return absl::Status(values.status().code(),
+                        absl::StrCat(values.status().message(), kFloatTensorNote));
   }
-  auto g = detect::ComputeLetterbox(size, size, size, size);
-  if (!g.ok()) return g.status();
-  geometry_[index] = *g;
+  if (!values->empty()) {  // the letterbox is the identity
+    auto g = detect::ComputeLetterbox(size, size, size, size);
+    if (!g.ok()) return g.status();
+    geometry_[index] = *g;
+  }
   return values;
 }
 
