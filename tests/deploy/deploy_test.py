@@ -355,8 +355,9 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(cpu_limit, int(cpu_limit), "CPU limit must be whole CPUs")
         threads = int(flag(self.args, "threads", 0))
         self.assertLessEqual(threads, cpu_limit, "--threads above the CPU limit only throttles")
-        # ~820 MiB resident with the default models after 32-image batches (deployment.yaml).
-        self.assertGreaterEqual(quantity_bytes(res["limits"]["memory"]), 1 << 30)
+        # ~1.7 GiB resident with the default models after 32-image requests to all four at once
+        # (deployment.yaml): the limit needs headroom above that.
+        self.assertGreaterEqual(quantity_bytes(res["limits"]["memory"]), 2 << 30)
 
     def test_pod_runs_as_the_image_user_read_only(self):
         sc = self.pod["spec"]["securityContext"]
