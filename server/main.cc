@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
+  (*server)->BeginDrain();
   std::cout << "visionserve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining (up to "
             << drain_s << " s)" << std::endl;
   const bool clean = (*server)->Drain();

@@ -100,11 +100,15 @@ void Server::UpdateHealth() {
   health->SetServingStatus(v1::VisionService::service_full_name(), serving);
 }
 
+void Server::BeginDrain() {
+  service_->StartDraining();
+  UpdateHealth();
+}
+
 bool Server::Drain() {
   if (drained_) return true;
   drained_ = true;
-  service_->StartDraining();
-  UpdateHealth();
+  BeginDrain();
   const absl::Time until = absl::Now() + options_.drain_timeout;
   // Let queued work go without waiting for fuller batches, then wait for it.
   bool clean = true;

@@ -56,6 +56,9 @@ class Server {
   // within the drain timeout (then are cancelled), models unloaded. Returns true when
   // everything in flight finished in time.
   bool Drain();
+  // Drain's first step alone, returning at once: health NOT_SERVING, new requests UNAVAILABLE.
+  // main() calls it before it announces the drain, so whoever reads the announcement sees it.
+  void BeginDrain();
 
  private:
   Server() = default;
