@@ -128,6 +128,22 @@ namespace {
 absl::StatusOr<ModelSpec> ResolveBatching(const v1::ModelConfig& c, const std::string& who,
                                           ModelSpec s);
 absl::Status ResolveLabels(const v1::ModelConfig& c, const std::string& who, ModelSpec& s);
+
+// Detectors letterbox to their input size and scale to [0, 1], as YOLO models are trained: a
+// classifier's preprocessing block is an error.
+absl::Status ResolveDetectorPreprocessing(const v1::ModelConfig& c, const std::string& who,
+                                          ModelSpec& s) {
+  if (c.preprocessing().ByteSizeLong() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who,
+                     "preprocessing applies to classifiers; detectors letterbox to input_size and "
+                     "scale to [0, 1]"));
+  }
+  s.resize_size = 0;
+  s.mean = {0, 0, 0};
+  s.stddev = {1, 1, 1};
+  return absl::OkStatus();
+}
 absl::Status ResolveClassifierPreprocessing(const v1::ModelConfig& c, const std::string& who,
                                             int catalog_input, int catalog_resize,
                                             const std::string& catalog_interp,
@@ -173,15 +189,7 @@ absl::StatusOr<ModelSpec> ResolveOnnx(const v1::ModelConfig& c, const std::strin
   s.gmacs = static_cast<double>(imported->graph.Macs()) * 1e-9;
   if (absl::Status st = ResolveLabels(c, who, s); !st.ok()) return st;
   if (s.task == ModelTask::kDetect) {
-    if (c.preprocessing().ByteSizeLong() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          who,
-          "preprocessing applies to classifiers; detectors letterbox to the input size "
-          "and scale to [0, 1]"));
-    }
-    s.resize_size = 0;
-    s.mean = {0, 0, 0};
-    s.stddev = {1, 1, 1};
+    if (absl::Status st = ResolveDetectorPreprocessing(c, who, s); !st.ok()) return st;
   } else {
     // torchvision's ImageNet recipe unless the config says otherwise.
     if (absl::Status st = ResolveClassifierPreprocessing(
@@ -279,15 +287,7 @@ absl::StatusOr<ModelSpec> Resolve(const v1::ModelConfig& c) {
 
   if (absl::Status st = ResolveLabels(c, who, s); !st.ok()) return st;
   if (s.task == ModelTask::kDetect) {
-    if (c.preprocessing().ByteSizeLong() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          who,
-          "preprocessing applies to classifiers; detectors letterbox to input_size and "
-          "scale to [0, 1]"));
-    }
-    s.resize_size = 0;
-    s.mean = {0, 0, 0};
-    s.stddev = {1, 1, 1};
+    if (absl::Status st = ResolveDetectorPreprocessing(c, who, s); !st.ok()) return st;
     return ResolveBatching(c, who, std::move(s));
   }
   if (absl::Status st =
