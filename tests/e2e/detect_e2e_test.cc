@@ -9,14 +9,10 @@
 // the other levels −30 (score ~1e-13). NMS keeps every cell (touching cells do not overlap);
 // mapped back through the letterbox and clipped, the cells that show some of the image are the
 // detections, and the ones entirely in the padding are dropped.
-#include <spng.h>
-#include <turbojpeg.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -25,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "server/detect/letterbox.h"
 #include "server/server.h"
+#include "tests/server/preprocess/test_images.h"
 #include "vision_service.grpc.pb.h"
 
 namespace visionserve {
@@ -110,42 +107,17 @@ void ExpectKnownBoxes(const v1::ImageDetections& r, int width, int height) {
 }
 
 std::vector<uint8_t> Rgb(int w, int h, uint32_t seed) {
-  std::vector<uint8_t> p(static_cast<size_t>(w) * h * 3);
-  std::mt19937 rng(seed);
-  for (auto& v : p) v = static_cast<uint8_t>(rng());
-  return p;
+  return preprocess::testing::RandomBytes(static_cast<size_t>(w) * h * 3, seed);
 }
 
 std::string Jpeg(int w, int h) {
-  const auto rgb = Rgb(w, h, 1);
-  tjhandle tj = tjInitCompress();
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  EXPECT_EQ(tjCompress2(tj, rgb.data(), w, 0, h, TJPF_RGB, &out, &size, TJSAMP_420, 90, 0), 0);
-  std::string s(reinterpret_cast<char*>(out), size);
-  tjFree(out);
-  tjDestroy(tj);
-  return s;
+  const auto bytes = preprocess::testing::EncodeJpeg(Rgb(w, h, 1), w, h, TJPF_RGB, TJSAMP_420, 90);
+  return std::string(bytes.begin(), bytes.end());
 }
 
 std::string Png(int w, int h) {
-  const auto rgb = Rgb(w, h, 2);
-  spng_ctx* ctx = spng_ctx_new(SPNG_CTX_ENCODER);
-  spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
-  spng_ihdr ihdr{};
-  ihdr.width = w;
-  ihdr.height = h;
-  ihdr.bit_depth = 8;
-  ihdr.color_type = SPNG_COLOR_TYPE_TRUECOLOR;
-  spng_set_ihdr(ctx, &ihdr);
-  EXPECT_EQ(spng_encode_image(ctx, rgb.data(), rgb.size(), SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE), 0);
-  size_t size = 0;
-  int err = 0;
-  void* buf = spng_get_png_buffer(ctx, &size, &err);
-  std::string s(static_cast<char*>(buf), size);
-  free(buf);
-  spng_ctx_free(ctx);
-  return s;
+  const auto bytes = preprocess::testing::EncodeRgbPng(Rgb(w, h, 2), w, h);
+  return std::string(bytes.begin(), bytes.end());
 }
 
 v1::Image RawImage(int w, int h) {
