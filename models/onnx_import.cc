@@ -1013,9 +1013,9 @@ class Importer {
     }
     const Act* a0 = std::get_if<Act>(sym(0));
     const Act* a1 = std::get_if<Act>(sym(1));
-    if (a0 == nullptr && a1 == nullptr) {
-      return NodeError(i, "arithmetic on constants only is not supported",
-                       absl::StatusCode::kUnimplemented);
+    if (a0 == nullptr && a1 == nullptr) {  // Evaluate() folds arithmetic on constants
+      return NodeError(i, "internal: constant arithmetic was not folded",
+                       absl::StatusCode::kInternal);
     }
     if (a0 != nullptr && a1 != nullptr) {
       const Dims d0 = DimsOf(*a0), d1 = DimsOf(*a1);
