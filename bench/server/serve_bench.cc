@@ -1,9 +1,10 @@
 // End-to-end serving benchmarks over gRPC on 127.0.0.1, server in-process.
 //
 //   serve_bench --mode throughput --model efficientnet_b0 --batch 8 --concurrency 24 --seconds 10
-//     The raw engine's img/s at batch B (CompiledModel::Run in a loop), then the server's img/s
+//     The raw engine's img/s at batch B (CompiledModel::Run in a loop) and the server's img/s
 //     with the batcher set to batch B and C concurrent Classify calls carrying FLOAT32 tensors
-//     (no decoding): the ratio is what batching, gRPC and the request pipeline cost.
+//     (no decoding), measured in alternating windows (--rounds): the ratio is what batching, gRPC
+//     and the request pipeline cost.
 //   serve_bench --mode overload --rate 60 --budget-ms 100 --seconds 20
 //     The three default models; open-loop Poisson arrivals at R requests/s, each with a
 //     deadline of the budget. Run twice: pinned to convnext_tiny, then with the `balanced`
@@ -61,26 +62,45 @@ std::string FloatTensorRequest(int size, uint32_t seed, int images = 1) {
   return req.SerializeAsString();
 }
 
-double RawEngine(const std::string& model, int batch, double seconds) {
-  auto graph = models::BuildModel(model);
-  engine::CompileOptions o;
-  o.batch_sizes = {batch};
-  auto m = engine::CompiledModel::Create(std::move(*graph), o);
-  if (!m.ok()) {
-    std::fprintf(stderr, "%s\n", m.status().ToString().c_str());
-    std::exit(1);
+// The raw engine at one batch size (CompiledModel::Run in a loop on one input), compiled once
+// and measured in windows between the served windows.
+class RawEngine {
+ public:
+  RawEngine(const std::string& model, int batch) : batch_(batch) {
+    auto graph = models::BuildModel(model);
+    if (!graph.ok()) {
+      std::fprintf(stderr, "%s\n", graph.status().ToString().c_str());
+      std::exit(1);
+    }
+    engine::CompileOptions o;
+    o.batch_sizes = {batch};
+    auto m = engine::CompiledModel::Create(std::move(*graph), o);
+    if (!m.ok()) {
+      std::fprintf(stderr, "%s\n", m.status().ToString().c_str());
+      std::exit(1);
+    }
+    model_ = std::move(*m);
+    in_.assign(batch * model_->input_dims().elements(), 0.5f);
+    out_.resize(batch * model_->output_dims().elements());
   }
-  std::vector<float> in(batch * (*m)->input_dims().elements(), 0.5f);
-  std::vector<float> out(batch * (*m)->output_dims().elements());
-  for (int i = 0; i < 2; ++i) (void)(*m)->Run(batch, in, out);
-  int64_t images = 0;
-  const auto t0 = Clock::now();
-  while (Seconds(t0, Clock::now()) < seconds) {
-    (void)(*m)->Run(batch, in, out);
-    images += batch;
+
+  // Images/s over `seconds`, after two warm-up runs.
+  double Measure(double seconds) {
+    for (int i = 0; i < 2; ++i) (void)model_->Run(batch_, in_, out_);
+    int64_t images = 0;
+    const auto t0 = Clock::now();
+    while (Seconds(t0, Clock::now()) < seconds) {
+      (void)model_->Run(batch_, in_, out_);
+      images += batch_;
+    }
+    return images / Seconds(t0, Clock::now());
   }
-  return images / Seconds(t0, Clock::now());
-}
+
+ private:
+  int batch_;
+  std::unique_ptr<engine::CompiledModel> model_;
+  std::vector<float> in_, out_;
+};
 
 // CPU seconds (user + system) of this process's threads, by thread name (/proc/self/task), for
 // the breakdown of where a served image's CPU goes. Names are truncated to 15 characters by
@@ -167,8 +187,15 @@ std::pair<pid_t, std::string> SpawnServer(const std::string& binary, const std::
 // The request is serialized once and sent as the same bytes every time (gRPC's generic API):
 // the load generator shares the server's two cores, and re-serializing a 600 KB tensor per
 // call would bill the client's work to the server.
-double ClosedLoop(grpc::GenericStub* stub, const v1::ClassifyRequest& req, int concurrency,
-                  double seconds, double* mean_batch, pid_t server_pid = 0) {
+struct ClosedLoopResult {
+  double img_s = 0;
+  double mean_batch = 0;
+  double server_cores = 0;  // only with a separate server process
+  double client_cores = 0;  // this process's threads (the load generator's, then)
+};
+
+ClosedLoopResult ClosedLoop(grpc::GenericStub* stub, const v1::ClassifyRequest& req,
+                            int concurrency, double seconds, pid_t server_pid = 0) {
   std::atomic<int64_t> ok{0}, errors{0}, batch_sum{0};
   std::atomic<bool> stop{false};
   std::atomic<int> outstanding{0};
@@ -241,11 +268,15 @@ double ClosedLoop(grpc::GenericStub* stub, const v1::ClassifyRequest& req, int c
     std::fprintf(stderr, "cpu per served image: %.0f us (%.2f cores):%s\n",
                  total / std::max<int64_t>(n, 1) * 1e6, total / dt, breakdown.c_str());
   }
-  *mean_batch = n > 0 ? static_cast<double>(batch_sum.load() - b0) / n : 0;
+  ClosedLoopResult result;
+  result.mean_batch = n > 0 ? static_cast<double>(batch_sum.load() - b0) / n : 0;
+  result.img_s = n / dt;
+  result.client_cores = total / dt;
+  result.server_cores = server_pid > 0 ? (server1 - server0) / dt : 0;
   stop.store(true);
   while (outstanding.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (errors.load() > 0) std::fprintf(stderr, "warning: %ld errors\n", long(errors.load()));
-  return n / dt;
+  return result;
 }
 
 struct OverloadResult {
@@ -318,7 +349,7 @@ int Main(int argc, char** argv) {
   KeepFreedMemory();  // as the daemon does (server/server.h)
   std::string mode = "throughput", model = "efficientnet_b0";
   int64_t batch = 8, concurrency = 24, images_per_request = 1;
-  int64_t rate = 60, budget_ms = 100, seconds = 10;
+  int64_t rate = 60, budget_ms = 100, seconds = 10, instances = 1, rounds = 4;
   FlagParser flags("serve_bench: serving throughput and overload behaviour over gRPC");
   flags.String("mode", &mode, "throughput or overload");
   flags.String("model", &model, "throughput: zoo variant");
@@ -326,9 +357,12 @@ int Main(int argc, char** argv) {
   flags.Int("concurrency", &concurrency, "throughput: calls in flight");
   flags.Int("images-per-request", &images_per_request,
             "throughput: images in each Classify call (each is batched on its own)");
+  flags.Int("instances", &instances, "throughput: batches in flight at once (model instances)");
   flags.Int("rate", &rate, "overload: offered requests/s");
   flags.Int("budget-ms", &budget_ms, "overload: per-request deadline");
-  flags.Int("seconds", &seconds, "measurement time per run");
+  flags.Int("seconds", &seconds,
+            "measurement time per run (throughput: for each of raw and served, split in rounds)");
+  flags.Int("rounds", &rounds, "throughput: alternating raw/served measurement windows");
   std::string server_binary;
   flags.String("server-binary", &server_binary,
                "throughput: run this visionserve binary as a separate process (its CPU is then "
@@ -340,13 +374,17 @@ int Main(int argc, char** argv) {
   args.SetMaxSendMessageSize(-1);
 
   if (mode == "throughput") {
-    const double raw = RawEngine(model, static_cast<int>(batch), static_cast<double>(seconds));
+    if (rounds < 1 || seconds < 1) {
+      std::fprintf(stderr, "--rounds and --seconds must be at least 1\n");
+      return 2;
+    }
+    RawEngine raw_engine(model, static_cast<int>(batch));
     const auto dir = std::filesystem::temp_directory_path() / "serve_bench_repo";
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "m.pbtxt") << absl::StrFormat(
         "variant: \"%s\" batching { max_batch_size: %d max_queue_delay_us: 20000 "
-        "preferred_batch_sizes: %d max_queue_size: 4096 }\n",
-        model, batch, batch);
+        "preferred_batch_sizes: %d max_queue_size: 4096 instances: %d }\n",
+        model, batch, batch, instances);
     std::unique_ptr<Server> server;
     pid_t pid = 0;
     std::string address;
@@ -364,15 +402,39 @@ int Main(int argc, char** argv) {
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     v1::ClassifyRequest req;
     req.ParseFromString(FloatTensorRequest(input_size, 1, static_cast<int>(images_per_request)));
-    double mean_batch = 0;
-    const double served = ClosedLoop(&stub, req, static_cast<int>(concurrency),
-                                     static_cast<double>(seconds), &mean_batch, pid);
+    // Raw and served windows alternate, so that the machine's drift (±5-10% over a minute on
+    // these VMs) lands on both sides of the ratio instead of on one of them.
+    const double window = static_cast<double>(seconds) / static_cast<double>(rounds);
+    double raw = 0, served = 0, mean_batch = 0, server_cores = 0, client_cores = 0;
+    std::string per_round;
+    const double n = static_cast<double>(rounds);
+    for (int64_t r = 0; r < rounds; ++r) {
+      const double raw_r = raw_engine.Measure(window);
+      const ClosedLoopResult s = ClosedLoop(&stub, req, static_cast<int>(concurrency), window, pid);
+      raw += raw_r / n;
+      served += s.img_s / n;
+      mean_batch += s.mean_batch / n;
+      server_cores += s.server_cores / n;
+      client_cores += s.client_cores / n;
+      per_round += absl::StrFormat("%s%.3f", r == 0 ? "" : ",", s.img_s / raw_r);
+    }
+    // With a separate server process, the load generator's own CPU is known: what the server
+    // would serve if it had the cores the generator used (the generator shares the same cores
+    // here; in a deployment it does not) is reported beside the measured ratio, never instead.
+    std::string apart;
+    if (pid > 0 && server_cores > 0) {
+      apart = absl::StrFormat(
+          ",\"server_cores\":%.2f,\"load_generator_cores\":%.2f,"
+          "\"ratio_without_load_generator\":%.3f",
+          server_cores, client_cores, served * (server_cores + client_cores) / server_cores / raw);
+    }
     std::printf(
         "{\"mode\":\"throughput\",\"model\":\"%s\",\"batch\":%ld,\"concurrency\":%ld,"
-        "\"images_per_request\":%ld,"
-        "\"raw_engine_img_s\":%.1f,\"served_img_s\":%.1f,\"ratio\":%.3f,\"mean_batch\":%.2f}\n",
-        model.c_str(), long(batch), long(concurrency), long(images_per_request), raw, served,
-        served / raw, mean_batch);
+        "\"images_per_request\":%ld,\"instances\":%ld,\"rounds\":%ld,"
+        "\"raw_engine_img_s\":%.1f,\"served_img_s\":%.1f,\"ratio\":%.3f,"
+        "\"round_ratios\":[%s],\"mean_batch\":%.2f%s}\n",
+        model.c_str(), long(batch), long(concurrency), long(images_per_request), long(instances),
+        long(rounds), raw, served, served / raw, per_round.c_str(), mean_batch, apart.c_str());
     if (server) {
       server->Drain();
     } else {
