@@ -54,7 +54,9 @@ void BM_Gemm(benchmark::State& state, Isa isa, int64_t m, int64_t n, int64_t k, 
   std::vector<float> c(static_cast<size_t>(m * n));
   const GemmPackedWeights packed = GemmPackedWeights::Pack(config, n, k, w.data(), k, bias.data());
   const GemmEpilogue epilogue = MakeGemmEpilogue(Activation::kReLU, isa);
-  const GemmTiling tiling = PlanGemmTiling(config, m, n, k, /*num_threads=*/1);
+  // Tiles as the dense GEMM op plans them.
+  const GemmTiling tiling =
+      PlanGemmTiling(config, m, n, k, /*num_threads=*/1, GemmTileWidth::kAllColumns);
   AlignedPtr<float> scratch = MakeAligned<float>(GemmTileScratchFloats(config, tiling.m_tile, k));
 
   for (auto _ : state) {

@@ -205,6 +205,10 @@ int64_t GemmKBlock(const GemmConfig& config, int64_t k) {
   return RoundUp(CeilDiv(k, blocks), 8);
 }
 
+int64_t GemmBBlockPanels(const GemmConfig& config, int64_t kc) {
+  return std::max<int64_t>(kBBlockBytes / (std::max<int64_t>(kc, 1) * config.nr * 4), 1);
+}
+
 int64_t GemmABufferStride(int64_t kc) {
   // An odd number of cache lines per row keeps up to 64 consecutive rows in distinct L1 sets.
   int64_t lines = CeilDiv(kc, 16);
@@ -236,6 +240,10 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
 
   const bool pack = scratch != nullptr && config.packs_a() && p_end - p_begin >= kMinPanelsToPackA;
   float* packed_a = pack ? scratch + args.m * buf_stride : nullptr;
+  // A tile wider than one B block walks its columns in B blocks that stay in L2 while every row
+  // uses them; A is fetched (and packed) once per K block for all of them.
+  const int64_t sub_blocks = CeilDiv(p_end - p_begin, GemmBBlockPanels(config, kc_max));
+  const int64_t sub_panels = CeilDiv(p_end - p_begin, std::max<int64_t>(sub_blocks, 1));
 
   for (int64_t k0 = 0; k0 < k_total; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, k_total - k0);
@@ -255,28 +263,33 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
     params.flags = (k0 > 0 ? kGemmAccumulate : 0u) | (last ? kGemmFinal : 0u);
     if (pack) config.pack_a(args.m, kc, a.data, a.stride, packed_a);
 
-    for (int64_t m0 = 0; m0 < args.m; m0 += mr) {
-      const int64_t rows = std::min(mr, args.m - m0);
-      const float* a_rows = a.data + m0 * a.stride;
-      const float* a_panel = pack ? packed_a + m0 * kc : nullptr;
-      float* c_rows = args.c + m0 * args.ldc;
-      for (int64_t p = p_begin; p < p_end; ++p) {
-        const int64_t col0 = p * nr;
-        const int64_t cols = std::min(nr, args.n_end - col0);
-        params.bias = bias != nullptr ? bias + col0 : nullptr;
-        params.residual =
-            args.residual != nullptr && last ? args.residual + m0 * args.ldr + col0 : nullptr;
-        const float* w = weights.panel(p) + k0 * nr;
-        if (pack) {
-          config.GetPacked(rows, cols)(kc, cols, a_panel, w, c_rows + col0, args.ldc, params);
-        } else {
-          config.Get(rows, cols)(kc, cols, a_rows, a.stride, w, c_rows + col0, args.ldc, params);
+    for (int64_t sb = p_begin; sb < p_end; sb += sub_panels) {
+      const int64_t sb_end = std::min(p_end, sb + sub_panels);
+      // The activation runs on each row block after the tile's last columns, while in L1.
+      const bool post_rows = last && epilogue.post != nullptr && sb_end == p_end;
+      for (int64_t m0 = 0; m0 < args.m; m0 += mr) {
+        const int64_t rows = std::min(mr, args.m - m0);
+        const float* a_rows = a.data + m0 * a.stride;
+        const float* a_panel = pack ? packed_a + m0 * kc : nullptr;
+        float* c_rows = args.c + m0 * args.ldc;
+        for (int64_t p = sb; p < sb_end; ++p) {
+          const int64_t col0 = p * nr;
+          const int64_t cols = std::min(nr, args.n_end - col0);
+          params.bias = bias != nullptr ? bias + col0 : nullptr;
+          params.residual =
+              args.residual != nullptr && last ? args.residual + m0 * args.ldr + col0 : nullptr;
+          const float* w = weights.panel(p) + k0 * nr;
+          if (pack) {
+            config.GetPacked(rows, cols)(kc, cols, a_panel, w, c_rows + col0, args.ldc, params);
+          } else {
+            config.Get(rows, cols)(kc, cols, a_rows, a.stride, w, c_rows + col0, args.ldc, params);
+          }
         }
-      }
-      if (last && epilogue.post != nullptr) {
-        for (int64_t i = 0; i < rows; ++i) {
-          float* row = c_rows + i * args.ldc + args.n_begin;
-          epilogue.post(row, row, args.n_end - args.n_begin);
+        if (post_rows) {
+          for (int64_t i = 0; i < rows; ++i) {
+            float* row = c_rows + i * args.ldc + args.n_begin;
+            epilogue.post(row, row, args.n_end - args.n_begin);
+          }
         }
       }
     }
@@ -330,7 +343,7 @@ void IgemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
 }
 
 GemmTiling PlanGemmTiling(const GemmConfig& config, int64_t m, int64_t n, int64_t k,
-                          int num_threads) {
+                          int num_threads, GemmTileWidth width) {
   const int64_t mr = config.mr;
   const int64_t nr = config.nr;
   const int64_t kc = GemmKBlock(config, k);
@@ -338,7 +351,8 @@ GemmTiling PlanGemmTiling(const GemmConfig& config, int64_t m, int64_t n, int64_
   m = std::max<int64_t>(m, 1);
 
   // N: one K block of the tile's B columns stays in L2 while every row of the tile uses it.
-  const int64_t max_panels = std::max<int64_t>(kBBlockBytes / (kc * nr * 4), 1);
+  // Wide tiles span all columns and GemmTile walks them in such blocks.
+  const int64_t max_panels = GemmBBlockPanels(config, kc);
   int64_t n_tiles = CeilDiv(panels, max_panels);
   int64_t n_panels_per_tile = CeilDiv(panels, n_tiles);
   // M: the tile's A block and C tile stay in L2 beside it.
@@ -363,6 +377,18 @@ GemmTiling PlanGemmTiling(const GemmConfig& config, int64_t m, int64_t n, int64_
   t.m_tiles = CeilDiv(m, t.m_tile);
   t.n_tile = std::min(n_panels_per_tile * nr, std::max<int64_t>(n, 1));
   t.n_tiles = CeilDiv(std::max<int64_t>(n, 1), t.n_tile);
+  // Share of the workers' time spent on tiles when `tiles` equal tiles are dealt out in rounds.
+  const auto balance = [threads = std::max<int64_t>(num_threads, 1)](int64_t tiles) {
+    return static_cast<double>(tiles) / static_cast<double>(threads * CeilDiv(tiles, threads));
+  };
+  if (width == GemmTileWidth::kAllColumns && t.n_tiles > 1 && t.m_tiles >= want &&
+      balance(t.m_tiles) >= balance(t.m_tiles * t.n_tiles)) {
+    // The row blocks alone give every worker enough tiles, as evenly: each spans all columns,
+    // with the same rows per B block, and fetches (packs) its A once per K block instead of
+    // once per column tile.
+    t.n_tile = std::max<int64_t>(n, 1);
+    t.n_tiles = 1;
+  }
   return t;
 }
 

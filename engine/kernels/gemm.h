@@ -236,8 +236,18 @@ struct GemmTiling {
 
 // Tiles big enough to amortise packing and kernel calls, small enough for the caches, and
 // enough of them (about 4 per thread when the product allows) for `num_threads` workers.
+// Column panels in one B block: kc rows of them fill the share of L2 a tile's B block gets.
+int64_t GemmBBlockPanels(const GemmConfig& config, int64_t kc);
+
+// kBBlock: a tile is at most one B block wide (one K block of its columns fits L2 beside A),
+// for ops whose driver walks a tile's columns once per row block (IgemmTile, grouped convs).
+// kAllColumns: the same row blocks, but when they alone give every thread enough tiles, each
+// tile spans all of N; GemmTile then walks its columns B block by B block and fetches (packs)
+// A once per K block for all of them.
+enum class GemmTileWidth { kBBlock, kAllColumns };
+
 GemmTiling PlanGemmTiling(const GemmConfig& config, int64_t m, int64_t n, int64_t k,
-                          int num_threads);
+                          int num_threads, GemmTileWidth width = GemmTileWidth::kBBlock);
 
 // Plain reference with the same semantics, in double accumulation: for i < m, j < n,
 //   c[i·ldc + j] = act(Σ_k a[i·lda + k] · w[j·w_stride + k] + bias[j] + residual[i·ldr + j])

@@ -106,7 +106,8 @@ class DenseGemmOp final : public Op {
   };
 
   explicit DenseGemmOp(Setup s) : s_(std::move(s)) {
-    tiling_ = kernels::PlanGemmTiling(*s_.config, s_.m, s_.n, s_.k, s_.num_threads);
+    tiling_ = kernels::PlanGemmTiling(*s_.config, s_.m, s_.n, s_.k, s_.num_threads,
+                                      kernels::GemmTileWidth::kAllColumns);
     copy_a_ = ShouldCopyA(*s_.config, s_.k, s_.n);
     // With scratch, GemmTile packs A when the kernel set can (and copy_a_ is moot).
     use_scratch_ = copy_a_ || s_.config->packs_a();

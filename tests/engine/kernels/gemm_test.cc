@@ -42,14 +42,15 @@ struct Case {
   int threads = 1;  // tiles from PlanGemmTiling for this many threads
   bool fetch = false;
   bool no_scratch = false;  // GemmTile without scratch: A strided in place, never packed
+  GemmTileWidth width = GemmTileWidth::kBBlock;
 };
 
 std::string Describe(const Case& c, Isa isa) {
   return absl::StrFormat(
       "%s M=%d N=%d K=%d bias=%d residual=%d act=%s lda+%d ldc+%d ldr+%d copy_a=%d threads=%d "
-      "fetch=%d no_scratch=%d",
+      "fetch=%d no_scratch=%d all_columns=%d",
       IsaName(isa), c.m, c.n, c.k, c.bias, c.residual, ActivationName(c.act), c.lda_pad, c.ldc_pad,
-      c.ldr_pad, c.copy_a, c.threads, c.fetch, c.no_scratch);
+      c.ldr_pad, c.copy_a, c.threads, c.fetch, c.no_scratch, c.width == GemmTileWidth::kAllColumns);
 }
 
 // Tolerance of one output: rounding of a K-term float sum grows like sqrt(K) relative to the sum
@@ -103,7 +104,7 @@ void RunCase(Isa isa, const Case& c, uint32_t seed) {
   const GemmPackedWeights packed =
       GemmPackedWeights::Pack(config, c.n, c.k, w.data(), c.k, bias_ptr);
   const GemmEpilogue epilogue = MakeGemmEpilogue(c.act, isa);
-  const GemmTiling tiling = PlanGemmTiling(config, c.m, c.n, c.k, c.threads);
+  const GemmTiling tiling = PlanGemmTiling(config, c.m, c.n, c.k, c.threads, c.width);
   ASSERT_GE(tiling.tiles(), 1);
   AlignedPtr<float> scratch =
       MakeAligned<float>(GemmTileScratchFloats(config, tiling.m_tile, c.k) + 1);
@@ -186,6 +187,38 @@ TEST_P(GemmTest, MatchesReferenceOverEdgeShapes) {
         c.copy_a = seed % 6 == 4;
         c.no_scratch = seed % 6 == 1;  // the strided kernels even where A would be packed
         c.threads = 1 + static_cast<int>(seed % 3);
+        RunCase(GetParam(), c, seed++);
+        if (HasFailure()) return;
+      }
+    }
+  }
+}
+
+// Tiles spanning all columns: GemmTile walks them in several B blocks (with packed, strided,
+// copied and fetched A), the activation after the last block and the residual on every block.
+TEST_P(GemmTest, AllColumnTilesWalkSeveralBBlocks) {
+  uint32_t seed = 500;
+  const GemmConfig& config = GetGemmConfig(GetParam());
+  for (int64_t n : {1000, 1300}) {
+    for (int threads : {1, 2}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        Case c{variant % 2 == 0 ? 45 : (variant < 2 ? 60 : 197), n, variant < 2 ? 1100 : 300};
+        c.width = GemmTileWidth::kAllColumns;
+        c.threads = threads;
+        c.bias = true;
+        c.residual = variant != 1;
+        c.act = variant % 2 == 0 ? Activation::kSiLU : Activation::kGELU;
+        c.ldc_pad = variant == 2 ? 3 : 0;
+        c.copy_a = variant == 1;
+        c.fetch = variant == 2;
+        c.no_scratch = variant == 3 && n == 1000;
+        const GemmTiling t = PlanGemmTiling(config, c.m, c.n, c.k, threads, c.width);
+        if (threads == 1) {
+          EXPECT_EQ(t.n_tiles, 1) << "one thread: every tile spans all " << n << " columns";
+          EXPECT_GT((n + config.nr - 1) / config.nr,
+                    GemmBBlockPanels(config, GemmKBlock(config, c.k)))
+              << "the columns must not fit one B block, or this test walks only one";
+        }
         RunCase(GetParam(), c, seed++);
         if (HasFailure()) return;
       }
