@@ -116,7 +116,7 @@ class InferenceJob : public std::enable_shared_from_this<InferenceJob> {
 
  private:
   void Preprocess(int index);
-  void Computed(int index);
+  void Computed(int index, int batch_size);
   void Postprocess(int index);
   void Fail(const absl::Status& status);
   void TryAnswerFailure();
