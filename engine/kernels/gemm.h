@@ -234,11 +234,11 @@ struct GemmTiling {
   int64_t tiles() const { return m_tiles * n_tiles; }
 };
 
-// Tiles big enough to amortise packing and kernel calls, small enough for the caches, and
-// enough of them (about 4 per thread when the product allows) for `num_threads` workers.
 // Column panels in one B block: kc rows of them fill the share of L2 a tile's B block gets.
 int64_t GemmBBlockPanels(const GemmConfig& config, int64_t kc);
 
+// Tiles big enough to amortise packing and kernel calls, small enough for the caches, and
+// enough of them (about 4 per thread when the product allows) for `num_threads` workers.
 // kBBlock: a tile is at most one B block wide (one K block of its columns fits L2 beside A),
 // for ops whose driver walks a tile's columns once per row block (IgemmTile, grouped convs).
 // kAllColumns: the same row blocks, but when they alone give every thread enough tiles, each
