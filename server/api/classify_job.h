@@ -45,6 +45,9 @@ class ClassifyJob final : public InferenceJob {
 // The floats of a FLOAT32 tensor when its bytes are float-aligned and a whole number of floats
 // (protobuf's bytes live in malloc'ed memory, so they are), else an empty span.
 std::span<const float> FloatsInPlace(const v1::RawTensor& t);
+// Checks a FLOAT32 tensor as a preprocessed size × size × 3 model input (shape, finite) and
+// copies it into `out`: read in place when FloatsInPlace allows, else through an aligned copy.
+absl::Status CheckFloatTensorInto(const v1::RawTensor& t, int size, std::span<float> out);
 // An image that is a FLOAT32 tensor usable in place as a size × size × 3 model input: its floats,
 // checked (shape, finite); an empty span when it is not such a tensor or cannot be read in place.
 absl::StatusOr<std::span<const float>> CheckedFloatsInPlace(const v1::Image& image, int size);

@@ -54,15 +54,7 @@ absl::Status PreprocessForDetect(const v1::Image& image, int input_size,
             static_cast<int>(w), static_cast<int>(h));
       }
       if (t.dtype() == v1::RawTensor::FLOAT32) {
-        if (d.size() % sizeof(float) != 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("FLOAT32 tensor data has ", d.size(), " bytes, not a multiple of 4"));
-        }
-        std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
-        std::vector<float> values(d.size() / sizeof(float));
-        std::memcpy(values.data(), d.data(), d.size());
-        if (absl::Status s = preprocess::CheckPreprocessedFloat(values, shape, input_size, out);
-            !s.ok()) {
+        if (absl::Status s = CheckFloatTensorInto(t, input_size, out); !s.ok()) {
           return absl::Status(s.code(), absl::StrCat(s.message(), kFloatTensorNote));
         }
         auto g = detect::ComputeLetterbox(input_size, input_size, input_size, input_size);
