@@ -134,6 +134,15 @@ constexpr int64_t kCTileBytes = 512 << 10;
 // panels of 1024³ (AVX-512, one thread).
 constexpr int64_t kMinPanelsToPackA = 8;
 
+// The epilogue's activation over columns [n_begin, n_end) of `rows` rows of C.
+void PostRows(const GemmEpilogue& epilogue, int64_t rows, float* c_rows, int64_t ldc,
+              int64_t n_begin, int64_t n_end) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = c_rows + i * ldc + n_begin;
+    epilogue.post(row, row, n_end - n_begin);
+  }
+}
+
 }  // namespace
 
 const GemmConfig& GetGemmConfig(Isa isa) {
@@ -285,12 +294,7 @@ void GemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
             config.Get(rows, cols)(kc, cols, a_rows, a.stride, w, c_rows + col0, args.ldc, params);
           }
         }
-        if (post_rows) {
-          for (int64_t i = 0; i < rows; ++i) {
-            float* row = c_rows + i * args.ldc + args.n_begin;
-            epilogue.post(row, row, args.n_end - args.n_begin);
-          }
-        }
+        if (post_rows) PostRows(epilogue, rows, c_rows, args.ldc, args.n_begin, args.n_end);
       }
     }
   }
@@ -333,10 +337,7 @@ void IgemmTile(const GemmConfig& config, const GemmPackedWeights& weights,
                                     params);
       }
       if (last && epilogue.post != nullptr) {
-        for (int64_t i = 0; i < rows; ++i) {
-          float* row = c_rows + i * args.ldc + args.n_begin;
-          epilogue.post(row, row, args.n_end - args.n_begin);
-        }
+        PostRows(epilogue, rows, c_rows, args.ldc, args.n_begin, args.n_end);
       }
     }
   }
