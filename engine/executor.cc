@@ -27,21 +27,26 @@ ThreadPool::ThreadPool(int num_threads)
 ThreadPool::~ThreadPool() = default;
 
 // Activation memory for one in-flight run: mapped once, huge pages requested, touched up front.
+// Layout: intermediates, per-thread scratch, then (for plans that cannot read the input image
+// by image) room to gather a batch of input images.
 struct CompiledModel::Arena {
   std::byte* base = nullptr;
   size_t bytes = 0;
   size_t scratch_offset = 0;
   size_t scratch_per_thread = 0;
+  float* gather = nullptr;
 
-  Arena(size_t arena_bytes, size_t scratch_bytes, int threads) {
+  Arena(size_t arena_bytes, size_t scratch_bytes, int threads, size_t gather_bytes) {
     scratch_offset = (arena_bytes + 4095) / 4096 * 4096;
     scratch_per_thread = scratch_bytes;
-    bytes = std::max<size_t>(scratch_offset + scratch_bytes * threads, 4096);
+    const size_t gather_offset = (scratch_offset + scratch_bytes * threads + 63) / 64 * 64;
+    bytes = std::max<size_t>(gather_offset + gather_bytes, 4096);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     if (bytes >= (2u << 20)) madvise(p, bytes, MADV_HUGEPAGE);
     base = static_cast<std::byte*>(p);
     std::memset(base, 0, bytes);  // first touch now, not on the hot path
+    if (gather_bytes > 0) gather = reinterpret_cast<float*>(base + gather_offset);
   }
   ~Arena() { munmap(base, bytes); }
   Arena(const Arena&) = delete;
@@ -50,6 +55,7 @@ struct CompiledModel::Arena {
 
 struct CompiledModel::PlanEntry {
   std::unique_ptr<Plan> plan;
+  size_t gather_bytes = 0;  // batch × input floats when the plan cannot read images in place
   absl::Mutex mu;
   std::vector<std::unique_ptr<Arena>> free ABSL_GUARDED_BY(mu);
 
@@ -62,7 +68,8 @@ struct CompiledModel::PlanEntry {
         return a;
       }
     }
-    return std::make_unique<Arena>(plan->arena_bytes(), plan->scratch_bytes_per_thread(), threads);
+    return std::make_unique<Arena>(plan->arena_bytes(), plan->scratch_bytes_per_thread(), threads,
+                                   gather_bytes);
   }
   void Release(std::unique_ptr<Arena> a) {
     absl::MutexLock lock(&mu);
@@ -121,6 +128,9 @@ absl::StatusOr<CompiledModel::PlanEntry*> CompiledModel::GetEntry(int64_t batch)
   if (!plan.ok()) return plan.status();
   auto entry = std::make_unique<PlanEntry>();
   entry->plan = std::move(*plan);
+  if (!entry->plan->input_by_image()) {
+    entry->gather_bytes = static_cast<size_t>(batch * input_dims_.elements()) * sizeof(float);
+  }
   PlanEntry* raw = entry.get();
   plans_.emplace(batch, std::move(entry));
   return raw;
@@ -183,20 +193,56 @@ absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
   const int64_t in_per = input_dims_.elements(), out_per = output_dims_.elements();
   for (int64_t first = 0; first < batch; first += chunk) {
     const int64_t n = std::min(chunk, batch - first);
-    absl::Status s = RunChunk(n, input.data() + first * in_per, output.data() + first * out_per);
+    absl::Status s =
+        RunChunk(n, input.data() + first * in_per, nullptr, output.data() + first * out_per);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status CompiledModel::RunChunk(int64_t batch, const float* input, float* output) const {
+absl::Status CompiledModel::Run(std::span<const float* const> images,
+                                std::span<float> output) const {
+  const int64_t batch = static_cast<int64_t>(images.size());
+  if (batch < 1 || batch > max_batch_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("batch size %d outside [1, %d]", batch, max_batch_size_));
+  }
+  const int64_t out_per = output_dims_.elements();
+  if (output.size() < static_cast<size_t>(batch * out_per)) {
+    return absl::InvalidArgumentError(absl::StrFormat("batch %d needs %d output floats, got %d",
+                                                      batch, batch * out_per, output.size()));
+  }
+  for (int64_t i = 0; i < batch; ++i) {
+    if (images[i] == nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat("image %d of %d is null", i, batch));
+    }
+  }
+  const int64_t chunk = max_chunk_ > 0 ? std::min(batch, max_chunk_) : batch;
+  for (int64_t first = 0; first < batch; first += chunk) {
+    const int64_t n = std::min(chunk, batch - first);
+    absl::Status s = RunChunk(n, nullptr, images.data() + first, output.data() + first * out_per);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CompiledModel::RunChunk(int64_t batch, const float* input, const float* const* images,
+                                     float* output) const {
   auto entry_or = GetEntry(batch);
   if (!entry_or.ok()) return entry_or.status();
   PlanEntry* entry = *entry_or;
   std::unique_ptr<Arena> arena = entry->Acquire(pool_->num_threads());
-  const float* inputs[1] = {input};
+  if (input == nullptr && arena->gather != nullptr) {
+    const int64_t in_per = input_dims_.elements();
+    for (int64_t i = 0; i < batch; ++i) {
+      std::memcpy(arena->gather + i * in_per, images[i], in_per * sizeof(float));
+    }
+    input = arena->gather;
+  }
+  const float* inputs[1] = {input != nullptr ? input : images[0]};
   float* outputs[1] = {output};
   RunContext ctx{arena->base, inputs, outputs};
+  if (input == nullptr) ctx.input_images = images;
   std::byte* scratch = arena->base + arena->scratch_offset;
   const Plan& plan = *entry->plan;
   pool_->arena().execute([&] { Execute(plan, 0, plan.steps().size(), ctx, scratch); });

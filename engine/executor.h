@@ -72,6 +72,11 @@ class CompiledModel {
   // Runs `batch` images (in chunks of at most CompileOptions::max_chunk). `input` holds batch ×
   // input_dims() floats (NHWC), `output` receives batch × output_dims() floats. Thread-safe.
   absl::Status Run(int64_t batch, std::span<const float> input, std::span<float> output) const;
+  // Runs like Run() on images that are not one buffer: `images[i]` points to image i's
+  // input_dims() floats. When the plan's first layers read the input image by image
+  // (Plan::input_by_image(), true for the zoo's stems), they read the images where they lie;
+  // otherwise the run gathers them into a buffer of its arena first. Allocates nothing either way.
+  absl::Status Run(std::span<const float* const> images, std::span<float> output) const;
 
   // Runs like Run() and returns the wall time of each plan step in seconds (for profiling;
   // it allocates).
@@ -97,7 +102,9 @@ class CompiledModel {
   // Runs the plan's steps [first, last).
   void Execute(const Plan& plan, size_t first, size_t last, const RunContext& ctx,
                std::byte* scratch) const;
-  absl::Status RunChunk(int64_t batch, const float* input, float* output) const;
+  // Runs one chunk whose input is `input` (one buffer) or, when null, `images`.
+  absl::Status RunChunk(int64_t batch, const float* input, const float* const* images,
+                        float* output) const;
   absl::Status CheckSizes(int64_t batch, std::span<const float> input,
                           std::span<float> output) const;
 

@@ -140,6 +140,11 @@ absl::StatusOr<std::unique_ptr<Plan>> MakePlan(const Graph& g, const PlanOptions
     plan->scratch_bytes_ =
         std::max(plan->scratch_bytes_, static_cast<size_t>(Align64((*op)->ScratchBytes())));
     plan->flops_ += (*op)->Flops();
+    for (const BufferRef& r : in.inputs) {
+      if (r.kind == BufferRef::Kind::kInput && !(*op)->ReadsInputByImage()) {
+        plan->input_by_image_ = false;
+      }
+    }
     plan->node_outputs_.push_back(in.output);
     plan->steps_.push_back(PlannedStep{i, std::move(*op)});
   }
@@ -149,9 +154,10 @@ absl::StatusOr<std::unique_ptr<Plan>> MakePlan(const Graph& g, const PlanOptions
 std::string Plan::Describe(const Graph& g) const {
   std::string out = absl::StrFormat(
       "batch %d: %d steps, arena %.2f MiB (intermediates %.2f MiB), scratch/thread %.1f KiB, "
-      "%.3f GFLOP\n",
+      "%.3f GFLOP, input %s\n",
       batch_, steps_.size(), arena_bytes_ / 1048576.0, intermediate_bytes_ / 1048576.0,
-      scratch_bytes_ / 1024.0, flops_ * 1e-9);
+      scratch_bytes_ / 1024.0, flops_ * 1e-9,
+      input_by_image_ ? "read image by image" : "one buffer");
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Node& n = g.node(steps_[i].node_index);
     const BufferRef& r = node_outputs_[i];

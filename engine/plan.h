@@ -39,6 +39,9 @@ class Plan {
   // Largest per-thread scratch any op needs (64-byte multiple).
   size_t scratch_bytes_per_thread() const { return scratch_bytes_; }
   int64_t flops() const { return flops_; }
+  // Every op that reads the graph input reads it image by image (Op::ReadsInputByImage), so a
+  // run may take the input as one pointer per image.
+  bool input_by_image() const { return input_by_image_; }
   // One line per step: node, op description, output location.
   std::string Describe(const Graph& g) const;
 
@@ -52,6 +55,7 @@ class Plan {
   size_t intermediate_bytes_ = 0;
   size_t scratch_bytes_ = 0;
   int64_t flops_ = 0;
+  bool input_by_image_ = true;
 };
 
 // `g` must be optimized (no BatchNorm left) and valid; every op type needs a factory.

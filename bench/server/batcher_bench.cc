@@ -21,7 +21,7 @@ void BM_BatcherNoOpEngine(benchmark::State& state) {
   o.batching.max_queue_size = 1 << 16;
   o.input_floats = 16;
   o.output_floats = 4;
-  o.run = [](int, std::span<const float>, std::span<float>) { return absl::OkStatus(); };
+  o.run = [](std::span<const float* const>, std::span<float>) { return absl::OkStatus(); };
   auto b = DynamicBatcher::Create(o);
   if (!b.ok()) {
     state.SkipWithError("create failed");

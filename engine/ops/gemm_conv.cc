@@ -201,7 +201,8 @@ struct GroupedPackedWeights {
 // What the im2col fetch callback needs for one tile and one batch of groups.
 struct Im2colContext {
   const ConvGeometry* g;
-  const float* x;
+  const RunContext* run;  // the input: image b at run->ResolveImage(*input, b, h·w·c)
+  const BufferRef* input;
   int64_t row0;  // first output pixel (flattened b, oy, ox) of the tile
   int64_t c0;    // first input channel of the batch of groups
   int64_t cg;    // input channels per patch tap
@@ -220,11 +221,12 @@ kernels::GemmABlock Im2colFetch(const void* ctx_ptr, int64_t m, int64_t k0, int6
   int64_t b = pixel / (g.oh * g.ow);
   int64_t oy = pixel / g.ow % g.oh;
   int64_t ox = pixel % g.ow;
+  const int64_t image_floats = g.h * g.w * g.c;
+  const float* image = ctx.run->ResolveImage(*ctx.input, b, image_floats) + ctx.c0;
   for (int64_t i = 0; i < m; ++i) {
     float* row = buf + i * buf_stride;  // column k lands at row[k - k0]
     const int64_t iy0 = oy * g.sh - g.pt;
     const int64_t ix0 = ox * g.sw - g.pl;
-    const float* image = ctx.x + b * g.h * g.w * g.c + ctx.c0;
     int64_t k = k0;
     while (k < k1) {
       const int64_t tap = k / cg;
@@ -252,7 +254,9 @@ kernels::GemmABlock Im2colFetch(const void* ctx_ptr, int64_t m, int64_t k0, int6
       ox = 0;
       if (++oy == g.oh) {
         oy = 0;
-        ++b;
+        if (++b * g.oh * g.ow < ctx.row0 + m) {
+          image = ctx.run->ResolveImage(*ctx.input, b, image_floats) + ctx.c0;
+        }
       }
     }
   }
@@ -333,9 +337,14 @@ class ConvGemmOp final : public Op {
         std::min(kc, gemm_k_), grain_);
   }
 
+  // The input is read image by image (im2col and the indirection buffer both find a pixel's
+  // image first), so a run can pass the caller's images in place.
+  bool ReadsInputByImage() const override {
+    return !(s_.has_residual && s_.residual.kind == BufferRef::Kind::kInput);
+  }
+
   void RunTiles(int, int64_t begin, int64_t end, const RunContext& ctx,
                 std::byte* scratch) const override {
-    const float* x = ctx.Resolve(s_.input);
     float* y = ctx.Resolve(s_.output);
     const float* r = s_.has_residual ? ctx.Resolve(s_.residual) : nullptr;
     const int64_t oc = s_.geo.oc;
@@ -354,7 +363,7 @@ class ConvGemmOp final : public Op {
       }
       if (s_.indirect) {
         const float** indirection = reinterpret_cast<const float**>(scratch);
-        BuildIndirection(x, m0, rows, indirection);
+        BuildIndirection(ctx, m0, rows, indirection);
         kernels::IgemmTileArgs args;
         args.m = rows;
         args.n_begin = n_begin;
@@ -372,7 +381,7 @@ class ConvGemmOp final : public Op {
           kernels::IgemmTile(*s_.config, s_.weights->gemms[s], epilogue_, args);
         }
       } else {
-        Im2colContext im2col{&s_.geo, x, m0, 0, cg_};
+        Im2colContext im2col{&s_.geo, &ctx, &s_.input, m0, 0, cg_};
         GemmTileArgs args;
         args.m = rows;
         args.n_begin = n_begin;
@@ -403,16 +412,18 @@ class ConvGemmOp final : public Op {
  private:
   // Pointers to the input pixel (channel 0) under each tap of output pixels m0 .. m0 + rows − 1,
   // in the [row block][tap][mr] layout of IgemmTileArgs; zeros_ where the tap is in padding.
-  void BuildIndirection(const float* x, int64_t m0, int64_t rows, const float** indirection) const {
+  void BuildIndirection(const RunContext& ctx, int64_t m0, int64_t rows,
+                        const float** indirection) const {
     const ConvGeometry& g = s_.geo;
     const int64_t mr = s_.config->mr;
     const int64_t ks = g.kh * g.kw;
+    const int64_t image_floats = g.h * g.w * g.c;
     int64_t b = m0 / (g.oh * g.ow);
     int64_t oy = m0 / g.ow % g.oh;
     int64_t ox = m0 % g.ow;
+    const float* image = ctx.ResolveImage(s_.input, b, image_floats);
     for (int64_t i = 0; i < rows; ++i) {
       const float** row = indirection + ((i / mr) * ks) * mr + i % mr;
-      const float* image = x + b * g.h * g.w * g.c;
       for (int64_t ky = 0; ky < g.kh; ++ky) {
         const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
         for (int64_t kx = 0; kx < g.kw; ++kx) {
@@ -425,7 +436,7 @@ class ConvGemmOp final : public Op {
         ox = 0;
         if (++oy == g.oh) {
           oy = 0;
-          ++b;
+          if (++b * g.oh * g.ow < m0 + rows) image = ctx.ResolveImage(s_.input, b, image_floats);
         }
       }
     }

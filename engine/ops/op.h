@@ -37,6 +37,9 @@ struct RunContext {
   std::byte* arena = nullptr;
   const float* const* inputs = nullptr;
   float* const* outputs = nullptr;
+  // Graph input 0 as one pointer per image of the run, where the caller's images are not one
+  // buffer (set only for plans whose ops all read the input through ResolveImage).
+  const float* const* input_images = nullptr;
 
   float* Resolve(const BufferRef& ref) const {
     switch (ref.kind) {
@@ -48,6 +51,12 @@ struct RunContext {
         return outputs[ref.index];
     }
     return nullptr;
+  }
+
+  // Image b of `ref`, a buffer of per_image floats per image.
+  const float* ResolveImage(const BufferRef& ref, int64_t b, int64_t per_image) const {
+    if (ref.kind == BufferRef::Kind::kInput && input_images != nullptr) return input_images[b];
+    return Resolve(ref) + b * per_image;
   }
 };
 
@@ -69,6 +78,9 @@ class Op {
   virtual int64_t Flops() const { return 0; }
   // Kernel choice and tiling, for plan reports, e.g. "gemm avx512 14x32 kc=256 tiles=112".
   virtual std::string Describe() const = 0;
+  // True when the op reads graph inputs only through RunContext::ResolveImage, so that a run
+  // can hand it the caller's images where they lie instead of copying them into one buffer.
+  virtual bool ReadsInputByImage() const { return false; }
 };
 
 // Packed weights shared by every plan of a compiled model (packed once per node and kernel).

@@ -48,9 +48,10 @@ struct TaskTiming {
   int batch_size = 0;
 };
 
-// One image's worth of work. The submitter keeps `input` and `output` alive until `done` runs;
-// `done` runs exactly once, on a batcher thread, with OK (output filled) or the reason it was
-// not run (DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE when shut down, or the engine's error).
+// One image's worth of work. The submitter keeps `input` and `output` alive until `done` runs
+// (a batch reads `input` where it lies); `done` runs exactly once, on a batcher thread, with OK
+// (output filled) or the reason it was not run (DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE when shut
+// down, or the engine's error).
 struct BatchTask {
   int priority = 0;
   int64_t deadline_us = kNoDeadline;  // absolute, on the batcher's clock

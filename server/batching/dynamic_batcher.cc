@@ -13,7 +13,8 @@ namespace visionserve::batching {
 
 // A worker with its own batch buffers. Fields below `thread` are guarded by the batcher's mu_.
 struct DynamicBatcher::Instance {
-  std::vector<float> input, output;
+  std::vector<const float*> inputs;  // the batch's task inputs, in place
+  std::vector<float> output;
   std::thread thread;
   absl::CondVar cv;                               // signalled on a new batch or exit
   std::vector<std::unique_ptr<BatchTask>> batch;  // handed over by the scheduler
@@ -36,7 +37,7 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(Options o
   }
   for (int i = 0; i < n; ++i) {
     auto inst = std::make_unique<Instance>();
-    inst->input.resize(max_batch * b->options_.input_floats);
+    inst->inputs.reserve(max_batch);
     inst->output.resize(max_batch * b->options_.output_floats);
     b->instances_.push_back(std::move(inst));
   }
@@ -152,7 +153,6 @@ void DynamicBatcher::SchedulerLoop() {
 }
 
 void DynamicBatcher::InstanceLoop(Instance* inst) {
-  const size_t in_n = static_cast<size_t>(options_.input_floats);
   const size_t out_n = static_cast<size_t>(options_.output_floats);
   for (;;) {
     std::vector<std::unique_ptr<BatchTask>> batch;
@@ -166,12 +166,11 @@ void DynamicBatcher::InstanceLoop(Instance* inst) {
       dispatch_us = inst->dispatch_us;
     }
     const int n = static_cast<int>(batch.size());
-    for (int i = 0; i < n; ++i) {
-      std::memcpy(inst->input.data() + i * in_n, batch[i]->input.data(), in_n * sizeof(float));
-    }
+    inst->inputs.clear();
+    for (int i = 0; i < n; ++i) inst->inputs.push_back(batch[i]->input.data());
     const int64_t start = options_.clock->NowMicros();
-    const absl::Status s = options_.run(n, std::span<const float>(inst->input.data(), n * in_n),
-                                        std::span<float>(inst->output.data(), n * out_n));
+    const absl::Status s =
+        options_.run(inst->inputs, std::span<float>(inst->output.data(), n * out_n));
     const int64_t end = options_.clock->NowMicros();
     if (s.ok() && options_.on_batch) options_.on_batch(n, end - start);
     for (int i = 0; i < n; ++i) {

@@ -1,7 +1,9 @@
 #pragma once
 
 // One model's dynamic batcher: a BatchQueue, a scheduler thread that polls it, and `instances`
-// worker threads that each own a batch buffer and run one batch at a time.
+// worker threads that each run one batch at a time. A batch's input is assembled as one pointer
+// per task (no copy: the engine reads each image where its request left it); the outputs land
+// in the instance's batch buffer and are scattered back to the tasks.
 //
 // Contract:
 //  - Enqueue never blocks. On OK the batcher owns the task and calls its `done` exactly once;
@@ -29,10 +31,11 @@ namespace visionserve::batching {
 
 class DynamicBatcher {
  public:
-  // Runs `batch` images: input holds batch x input_floats values, output receives batch x
-  // output_floats. Called from one worker thread per instance, concurrently across instances.
+  // Runs one batch: inputs[i] points to image i's input_floats values (the task's input), output
+  // receives inputs.size() x output_floats. Called from one worker thread per instance,
+  // concurrently across instances.
   using RunBatchFn =
-      std::function<absl::Status(int batch, std::span<const float> input, std::span<float> output)>;
+      std::function<absl::Status(std::span<const float* const> inputs, std::span<float> output)>;
   // Called after every executed batch with its size and the measured compute time.
   using BatchObserver = std::function<void(int batch, int64_t compute_us)>;
 

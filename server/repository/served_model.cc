@@ -138,8 +138,8 @@ absl::Status ServedModel::Load(std::shared_ptr<engine::ThreadPool> pool) {
   bopts.input_floats = input_floats();
   bopts.output_floats = output_floats();
   const engine::CompiledModel* model = compiled_.get();
-  bopts.run = [model](int batch, std::span<const float> in, std::span<float> out) {
-    return model->Run(batch, in, out);
+  bopts.run = [model](std::span<const float* const> images, std::span<float> out) {
+    return model->Run(images, out);
   };
   bopts.latency = &profile_;
   bopts.on_batch = [this](int batch, int64_t us) {

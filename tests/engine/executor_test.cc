@@ -141,6 +141,94 @@ TEST(CompiledModelTest, ChunkedBatchesMatchReference) {
   EXPECT_LT(RelMaxDiff(y, (*ref)[0]), 2e-4);
 }
 
+// Runs `g` on the images of a batch given as separate buffers (each its own allocation, image
+// i of the batch in buffer batch − 1 − i) and on the same images in one buffer: the results must
+// be identical, on every ISA, for batches that fill, split and undershoot the chunks.
+void ExpectImagesRunLikeOneBuffer(const Graph& g, bool by_image) {
+  for (Isa isa : AvailableIsas()) {
+    CompileOptions opts;
+    opts.isa = isa;
+    opts.num_threads = 2;
+    opts.max_chunk = 2;
+    opts.batch_sizes = {1, 2};
+    auto m = CompiledModel::Create(g, opts);
+    ASSERT_TRUE(m.ok()) << m.status();
+    auto plan = (*m)->GetPlan(2);
+    ASSERT_TRUE(plan.ok());
+    EXPECT_EQ((*plan)->input_by_image(), by_image) << (*plan)->Describe((*m)->graph());
+    for (int64_t batch : {1, 2, 5}) {
+      const Tensor x = RandomTensor(batch, (*m)->input_dims(), 60 + batch);
+      std::vector<Tensor> separate;
+      for (int64_t i = 0; i < batch; ++i) separate.emplace_back(1, (*m)->input_dims());
+      std::vector<const float*> images;
+      for (int64_t i = 0; i < batch; ++i) {
+        Tensor& t = separate[batch - 1 - i];
+        std::copy(x.image(i), x.image(i) + (*m)->input_dims().elements(), t.data());
+        images.push_back(t.data());
+      }
+      Tensor y(batch, (*m)->output_dims()), y_images(batch, (*m)->output_dims());
+      ASSERT_TRUE((*m)->Run(batch, x.span(), y.span()).ok());
+      ASSERT_TRUE((*m)->Run(images, y_images.span()).ok());
+      EXPECT_TRUE(std::equal(y.span().begin(), y.span().end(), y_images.span().begin()))
+          << IsaName(isa) << " batch " << batch << " max diff " << RelMaxDiff(y, y_images);
+    }
+  }
+}
+
+TEST(CompiledModelTest, ImagesInPlaceThroughAnIndirectStemRunLikeOneBuffer) {
+  ExpectImagesRunLikeOneBuffer(MixedNet(), /*by_image=*/true);  // 3×3/s2 stem: indirect GEMM
+}
+
+TEST(CompiledModelTest, ImagesInPlaceThroughAnIm2colStemRunLikeOneBuffer) {
+  // A dense 1×1 stride-2 conv copies rows (im2col); odd sizes leave a partial last row.
+  Graph g;
+  const ValueId x = g.Input("x", Dims{9, 7, 5});
+  Conv2DAttrs a;
+  a.out_channels = 12;
+  a.stride_h = a.stride_w = 2;
+  g.MarkOutput(g.Act(g.Conv2D(x, a, true, "stem"), Activation::kReLU));
+  RandomizeParams(g, 3);
+  ExpectImagesRunLikeOneBuffer(g, /*by_image=*/true);
+}
+
+TEST(CompiledModelTest, ImagesAreGatheredWhenAnOpReadsTheInputAsOneBuffer) {
+  // A stride-1 1×1 conv is a plain GEMM over all pixels of the batch: it needs one buffer.
+  Graph g;
+  const ValueId x = g.Input("x", Dims{5, 3, 8});
+  Conv2DAttrs a;
+  a.out_channels = 8;
+  g.MarkOutput(g.Conv2D(x, a, true, "pw"));
+  RandomizeParams(g, 4);
+  ExpectImagesRunLikeOneBuffer(g, /*by_image=*/false);
+}
+
+TEST(CompiledModelTest, ImagesAreGatheredWhenTheInputIsAlsoAResidual) {
+  // conv(x) + x: the add fuses into the conv as a residual read from the whole input.
+  Graph g;
+  const ValueId x = g.Input("x", Dims{6, 5, 4});
+  g.MarkOutput(g.Add(g.Conv2D(x, Conv(4, 3), true, "conv"), x));
+  RandomizeParams(g, 6);
+  ExpectImagesRunLikeOneBuffer(g, /*by_image=*/false);
+}
+
+TEST(CompiledModelTest, RunOnImagesRejectsBadBatchesAndNullImages) {
+  CompileOptions opts;
+  opts.max_batch_size = 2;
+  auto m = CompiledModel::Create(MixedNet(), opts);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Tensor x = RandomTensor(1, (*m)->input_dims(), 1);
+  Tensor y(3, (*m)->output_dims());
+  const float* one[1] = {x.data()};
+  const float* three[3] = {x.data(), x.data(), x.data()};
+  const float* with_null[2] = {x.data(), nullptr};
+  EXPECT_EQ((*m)->Run(std::span<const float* const>(), y.span()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*m)->Run(three, y.span()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*m)->Run(with_null, y.span()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*m)->Run(one, y.span().first(0)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*m)->Run(one, y.span()).ok());
+}
+
 TEST(CompiledModelTest, ArenaSharesMemoryBetweenDeadIntermediates) {
   auto m = CompiledModel::Create(MixedNet(), CompileOptions{});
   ASSERT_TRUE(m.ok()) << m.status();
@@ -218,8 +306,13 @@ TEST(CompiledModelTest, WarmRunAllocatesNothing) {
   Tensor y(2, (*m)->output_dims());
   ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
   ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
+  const float* images[2] = {x.image(1), x.image(0)};
+  ASSERT_TRUE((*m)->Run(images, y.span()).ok());
   const int64_t before = HeapAllocations();
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE((*m)->Run(2, x.span(), y.span()).ok());
+    ASSERT_TRUE((*m)->Run(images, y.span()).ok());
+  }
   EXPECT_EQ(HeapAllocations() - before, 0);
 }
 

@@ -14,9 +14,10 @@ namespace {
 constexpr int kIn = 3, kOut = 2;
 
 // output[0] = sum(input), output[1] = batch size it ran in.
-absl::Status SumRun(int batch, std::span<const float> in, std::span<float> out) {
+absl::Status SumRun(std::span<const float* const> in, std::span<float> out) {
+  const int batch = static_cast<int>(in.size());
   for (int i = 0; i < batch; ++i) {
-    out[i * kOut] = in[i * kIn] + in[i * kIn + 1] + in[i * kIn + 2];
+    out[i * kOut] = in[i][0] + in[i][1] + in[i][2];
     out[i * kOut + 1] = static_cast<float>(batch);
   }
   return absl::OkStatus();
@@ -92,7 +93,7 @@ TEST(DynamicBatcherTest, EveryTaskIsAnsweredOnceWithItsOwnResult) {
 
 TEST(DynamicBatcherTest, EngineErrorsReachEveryTaskOfTheBatch) {
   auto b = DynamicBatcher::Create(MakeOptions(
-      [](int, std::span<const float>, std::span<float>) { return absl::InternalError("boom"); }));
+      [](std::span<const float* const>, std::span<float>) { return absl::InternalError("boom"); }));
   ASSERT_TRUE(b.ok());
   std::vector<Job> jobs(5);
   for (auto& j : jobs) {
@@ -109,10 +110,10 @@ TEST(DynamicBatcherTest, EngineErrorsReachEveryTaskOfTheBatch) {
 TEST(DynamicBatcherTest, StopWithoutDrainAnswersQueuedTasksAndRefusesNewOnes) {
   absl::Notification release;
   std::atomic<int> runs{0};
-  auto opts = MakeOptions([&](int batch, std::span<const float> in, std::span<float> out) {
+  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
     runs.fetch_add(1);
     release.WaitForNotification();
-    return SumRun(batch, in, out);
+    return SumRun(in, out);
   });
   opts.batching.instances = 1;
   opts.batching.max_batch_size = 1;
@@ -146,9 +147,9 @@ TEST(DynamicBatcherTest, StopWithoutDrainAnswersQueuedTasksAndRefusesNewOnes) {
 
 TEST(DynamicBatcherTest, CancelledTasksLeaveTheQueue) {
   absl::Notification release;
-  auto opts = MakeOptions([&](int batch, std::span<const float> in, std::span<float> out) {
+  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
     release.WaitForNotification();
-    return SumRun(batch, in, out);
+    return SumRun(in, out);
   });
   opts.batching.instances = 1;
   opts.batching.max_batch_size = 1;
