@@ -79,6 +79,10 @@ bool BatchQueue::PreferredSizeReached(int n) const {
   return there > 0.95 * here;
 }
 
+int64_t BatchQueue::DropDueUs(const BatchTask& task) const {
+  return task.deadline_us == kNoDeadline ? kNoDeadline : task.deadline_us - Predict(1) + 1;
+}
+
 BatchQueue::Decision BatchQueue::Poll(int64_t now_us, bool can_dispatch, bool flush) {
   Decision d;
   // 1. Drop what was cancelled or can no longer make its deadline even alone in a batch.
@@ -106,9 +110,7 @@ BatchQueue::Decision BatchQueue::Poll(int64_t now_us, bool can_dispatch, bool fl
       }
       oldest_enqueue = std::min(oldest_enqueue, t.enqueue_us);
       tightest_deadline = std::min(tightest_deadline, t.deadline_us);
-      if (t.deadline_us != kNoDeadline) {
-        d.wake_at_us = std::min(d.wake_at_us, t.deadline_us - single + 1);
-      }
+      d.wake_at_us = std::min(d.wake_at_us, DropDueUs(t));
       ++it;
     }
   }

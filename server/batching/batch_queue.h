@@ -95,6 +95,9 @@ class BatchQueue {
   std::vector<Dropped> TakeAll(const absl::Status& status);
 
   int size() const { return size_; }
+  // When a queued task is due to be dropped for its deadline if it is still waiting then (its
+  // deadline less the predicted time of a batch of one), or kNoDeadline.
+  int64_t DropDueUs(const BatchTask& task) const;
   const BatchingOptions& options() const { return options_; }
 
  private:

@@ -65,8 +65,16 @@ absl::Status DynamicBatcher::Enqueue(std::unique_ptr<BatchTask>& task) {
   }
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("shutting down");
+  const BatchTask* queued = task.get();
   if (absl::Status s = queue_.Push(task, options_.clock->NowMicros()); !s.ok()) return s;
-  Poke();
+  // While every instance is busy, a new task changes nothing the scheduler could act on unless
+  // it must be dropped before the scheduler's next wake-up; the end of a running batch wakes
+  // the scheduler anyway. Not waking it for every request saves a thread switch per request on
+  // cores the engine is using.
+  if (idle_instances_ > 0 || !scheduler_waiting_ ||
+      queue_.DropDueUs(*queued) < scheduler_wake_at_) {
+    Poke();
+  }
   return absl::OkStatus();
 }
 
@@ -137,11 +145,14 @@ void DynamicBatcher::SchedulerLoop() {
       if (dropped.empty()) {
         // Sleep until a new task, a free instance, a cancellation or the next due time.
         if (!poke_) {
+          scheduler_waiting_ = true;
+          scheduler_wake_at_ = wake_at;
           if (wake_at == kNoDeadline) {
             scheduler_cv_.Wait(&mu_);
           } else if (const int64_t wait_us = wake_at - options_.clock->NowMicros(); wait_us > 0) {
             scheduler_cv_.WaitWithTimeout(&mu_, absl::Microseconds(wait_us));
           }
+          scheduler_waiting_ = false;
         }
         poke_ = false;
         continue;

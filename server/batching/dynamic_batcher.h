@@ -77,6 +77,9 @@ class DynamicBatcher {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool poke_ ABSL_GUARDED_BY(mu_) = false;  // something changed: poll again
+  // The scheduler is blocked until scheduler_wake_at_ (kNoDeadline: until poked).
+  bool scheduler_waiting_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t scheduler_wake_at_ ABSL_GUARDED_BY(mu_) = kNoDeadline;
   absl::CondVar scheduler_cv_;
   int idle_instances_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::unique_ptr<Instance>> instances_;

@@ -1,6 +1,7 @@
 #include "server/batching/dynamic_batcher.h"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -171,6 +172,43 @@ TEST(DynamicBatcherTest, CancelledTasksLeaveTheQueue) {
   (*b)->Stop(true);
   EXPECT_TRUE(first.status.ok());
   EXPECT_EQ(first.calls.load(), 1);
+}
+
+// While the only instance is busy, new tasks do not wake the scheduler, except one that must
+// be dropped before the scheduler's next wake-up: it is answered DEADLINE_EXCEEDED on time,
+// not when the running batch ends.
+TEST(DynamicBatcherTest, DeadlineDropsWhileEveryInstanceIsBusy) {
+  absl::Notification release;
+  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
+    release.WaitForNotification();
+    return SumRun(in, out);
+  });
+  opts.batching.instances = 1;
+  opts.batching.max_batch_size = 1;
+  auto b = DynamicBatcher::Create(opts);
+  ASSERT_TRUE(b.ok());
+  Job running, waiting, doomed;
+  auto t1 = TaskFor(running);
+  ASSERT_TRUE((*b)->Enqueue(t1).ok());
+  while ((*b)->in_flight() == 0) std::this_thread::yield();
+  auto t2 = TaskFor(waiting);  // no deadline: waits for the instance
+  ASSERT_TRUE((*b)->Enqueue(t2).ok());
+  auto t3 = TaskFor(doomed);
+  t3->deadline_us = SteadyClock::Get()->NowMicros() + 20'000;
+  ASSERT_TRUE((*b)->Enqueue(t3).ok());
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (doomed.calls.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(doomed.calls.load(), 1);
+  EXPECT_EQ(doomed.status.code(), absl::StatusCode::kDeadlineExceeded) << doomed.status;
+  EXPECT_EQ(running.calls.load(), 0);  // the batch is still running
+  EXPECT_EQ(waiting.calls.load(), 0);
+  release.Notify();
+  (*b)->Stop(true);
+  EXPECT_TRUE(running.status.ok());
+  EXPECT_TRUE(waiting.status.ok());
+  EXPECT_EQ(waiting.calls.load(), 1);
 }
 
 TEST(DynamicBatcherTest, RejectsTensorsOfTheWrongSize) {
