@@ -17,7 +17,8 @@ struct DynamicBatcher::Instance {
   std::vector<float> output;
   std::thread thread;
   absl::CondVar cv;                               // signalled on a new batch or exit
-  std::vector<std::unique_ptr<BatchTask>> batch;  // handed over by the scheduler
+  std::vector<std::unique_ptr<BatchTask>> batch;  // handed over by DispatchLocked
+  std::vector<BatchQueue::Dropped> dropped;       // dropped by this worker's own dispatch
   int64_t dispatch_us = 0;
   bool busy = false;
   bool exit = false;
@@ -108,31 +109,32 @@ void DynamicBatcher::Answer(std::vector<BatchQueue::Dropped>& dropped, int64_t n
   dropped.clear();
 }
 
+int64_t DynamicBatcher::DispatchLocked(Instance* self, std::vector<BatchQueue::Dropped>& dropped) {
+  for (;;) {
+    const int64_t now = options_.clock->NowMicros();
+    // Once stopping, whatever is still queued (only when draining) goes without waiting.
+    BatchQueue::Decision d = queue_.Poll(now, idle_instances_ > 0, stopping_);
+    for (auto& x : d.dropped) dropped.push_back(std::move(x));
+    if (d.batch.empty()) return d.wake_at_us;
+    Instance* target = self != nullptr && !self->busy ? self : nullptr;
+    for (size_t i = 0; target == nullptr && i < instances_.size(); ++i) {
+      if (!instances_[i]->busy) target = instances_[i].get();
+    }
+    target->busy = true;
+    target->batch = std::move(d.batch);
+    target->dispatch_us = now;
+    --idle_instances_;
+    if (target != self) target->cv.Signal();
+  }
+}
+
 void DynamicBatcher::SchedulerLoop() {
   std::vector<BatchQueue::Dropped> dropped;
   for (;;) {
     int64_t wake_at = kNoDeadline;
     {
       absl::MutexLock lock(&mu_);
-      for (;;) {
-        const int64_t now = options_.clock->NowMicros();
-        // Once stopping, whatever is still queued (only when draining) goes without waiting.
-        BatchQueue::Decision d = queue_.Poll(now, idle_instances_ > 0, stopping_);
-        for (auto& x : d.dropped) dropped.push_back(std::move(x));
-        if (d.batch.empty()) {
-          wake_at = d.wake_at_us;
-          break;
-        }
-        for (auto& inst : instances_) {
-          if (inst->busy) continue;
-          inst->busy = true;
-          inst->batch = std::move(d.batch);
-          inst->dispatch_us = now;
-          --idle_instances_;
-          inst->cv.Signal();
-          break;
-        }
-      }
+      wake_at = DispatchLocked(nullptr, dropped);
       if (stopping_ && queue_.size() == 0 && dropped.empty() &&
           idle_instances_ == options_.batching.instances) {
         for (auto& inst : instances_) {
@@ -193,10 +195,17 @@ void DynamicBatcher::InstanceLoop(Instance* inst) {
       t.done(s, timing);
     }
     batch.clear();
-    absl::MutexLock lock(&mu_);
-    inst->busy = false;
-    ++idle_instances_;
-    Poke();
+    {
+      absl::MutexLock lock(&mu_);
+      inst->busy = false;
+      ++idle_instances_;
+      // Take the next due batch here rather than through the scheduler thread: two thread
+      // hand-offs fewer between batches. The scheduler only needs to look again when it is
+      // awake, shutting down, or due later than what the queue now wants.
+      const int64_t wake_at = DispatchLocked(inst, inst->dropped);
+      if (stopping_ || !scheduler_waiting_ || wake_at < scheduler_wake_at_) Poke();
+    }
+    Answer(inst->dropped, options_.clock->NowMicros());
   }
 }
 

@@ -1,9 +1,10 @@
 #pragma once
 
 // One model's dynamic batcher: a BatchQueue, a scheduler thread that polls it, and `instances`
-// worker threads that each run one batch at a time. A batch's input is assembled as one pointer
-// per task (no copy: the engine reads each image where its request left it); the outputs land
-// in the instance's batch buffer and are scattered back to the tasks.
+// worker threads that each run one batch at a time (a worker that finishes a batch takes the
+// next due one itself; the scheduler handles arrivals, timers and drops). A batch's input is
+// assembled as one pointer per task (no copy: the engine reads each image where its request left
+// it); the outputs land in the instance's batch buffer and are scattered back to the tasks.
 //
 // Contract:
 //  - Enqueue never blocks. On OK the batcher owns the task and calls its `done` exactly once;
@@ -65,6 +66,11 @@ class DynamicBatcher {
  private:
   struct Instance;
   explicit DynamicBatcher(Options options);
+  // Polls the queue and hands every due batch to an idle instance (`self` first when it is
+  // idle); dropped tasks are appended to `dropped` for the caller to answer outside the lock.
+  // Returns when the queue wants to be polled again.
+  int64_t DispatchLocked(Instance* self, std::vector<BatchQueue::Dropped>& dropped)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SchedulerLoop();
   void InstanceLoop(Instance* instance);
   static void Answer(std::vector<BatchQueue::Dropped>& dropped, int64_t now_us);

@@ -211,6 +211,73 @@ TEST(DynamicBatcherTest, DeadlineDropsWhileEveryInstanceIsBusy) {
   EXPECT_EQ(waiting.calls.load(), 1);
 }
 
+// A worker that finishes a batch takes the next due one itself; a task that is not due yet is
+// left to the scheduler, which must still send it when its max_queue_delay_us has passed.
+TEST(DynamicBatcherTest, ATaskNotYetDueWhenABatchEndsGoesAtItsQueueDelay) {
+  absl::Notification release;
+  std::atomic<int> runs{0};
+  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
+    if (runs.fetch_add(1) == 0) release.WaitForNotification();
+    return SumRun(in, out);
+  });
+  opts.batching.instances = 1;
+  opts.batching.max_batch_size = 4;
+  opts.batching.max_queue_delay_us = 50'000;
+  auto b = DynamicBatcher::Create(opts);
+  ASSERT_TRUE(b.ok());
+  std::vector<Job> first(4);
+  for (auto& j : first) {
+    auto t = TaskFor(j);
+    ASSERT_TRUE((*b)->Enqueue(t).ok());  // a full batch: goes at once
+  }
+  while ((*b)->in_flight() == 0) std::this_thread::yield();
+  Job late;
+  auto t = TaskFor(late);
+  ASSERT_TRUE((*b)->Enqueue(t).ok());
+  release.Notify();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (late.calls.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(late.calls.load(), 1);
+  EXPECT_TRUE(late.status.ok()) << late.status;
+  EXPECT_EQ(late.timing.batch_size, 1);
+  EXPECT_GE(late.timing.dispatch_us - late.timing.enqueue_us, 50'000);
+  for (auto& j : first) EXPECT_EQ(j.timing.batch_size, 4);
+  (*b)->Stop(true);
+}
+
+// Back-to-back full batches are taken by the finishing worker and all complete.
+TEST(DynamicBatcherTest, QueuedFullBatchesRunBackToBack) {
+  std::atomic<int> batches{0};
+  auto opts = MakeOptions();
+  opts.batching.instances = 1;
+  opts.batching.max_batch_size = 4;
+  opts.batching.max_queue_delay_us = 10'000'000;  // only full batches go before Stop
+  opts.on_batch = [&](int n, int64_t) {
+    EXPECT_EQ(n, 4);
+    batches.fetch_add(1);
+  };
+  auto b = DynamicBatcher::Create(opts);
+  ASSERT_TRUE(b.ok());
+  std::vector<Job> jobs(40);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    jobs[i].in = {float(i), 1.f, 2.f};
+    auto t = TaskFor(jobs[i]);
+    ASSERT_TRUE((*b)->Enqueue(t).ok());
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (batches.load() < 10 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(batches.load(), 10);
+  (*b)->Stop(true);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(jobs[i].calls.load(), 1);
+    EXPECT_EQ(jobs[i].out[0], float(i) + 3.f);
+  }
+}
+
 TEST(DynamicBatcherTest, RejectsTensorsOfTheWrongSize) {
   auto b = DynamicBatcher::Create(MakeOptions());
   ASSERT_TRUE(b.ok());
