@@ -112,11 +112,16 @@ absl::StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(Graph graph
 
 int CompiledModel::num_threads() const { return pool_->num_threads(); }
 
-absl::StatusOr<CompiledModel::PlanEntry*> CompiledModel::GetEntry(int64_t batch) const {
+absl::Status CompiledModel::CheckBatch(int64_t batch) const {
   if (batch < 1 || batch > max_batch_size_) {
     return absl::InvalidArgumentError(
         absl::StrFormat("batch size %d outside [1, %d]", batch, max_batch_size_));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CompiledModel::PlanEntry*> CompiledModel::GetEntry(int64_t batch) const {
+  if (absl::Status s = CheckBatch(batch); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   auto it = plans_.find(batch);
   if (it != plans_.end()) return it->second.get();
@@ -184,10 +189,7 @@ absl::Status CompiledModel::CheckSizes(int64_t batch, std::span<const float> inp
 
 absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
                                 std::span<float> output) const {
-  if (batch < 1 || batch > max_batch_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("batch size %d outside [1, %d]", batch, max_batch_size_));
-  }
+  if (absl::Status s = CheckBatch(batch); !s.ok()) return s;
   if (absl::Status s = CheckSizes(batch, input, output); !s.ok()) return s;
   const int64_t chunk = max_chunk_ > 0 ? std::min(batch, max_chunk_) : batch;
   const int64_t in_per = input_dims_.elements(), out_per = output_dims_.elements();
@@ -203,10 +205,7 @@ absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
 absl::Status CompiledModel::Run(std::span<const float* const> images,
                                 std::span<float> output) const {
   const int64_t batch = static_cast<int64_t>(images.size());
-  if (batch < 1 || batch > max_batch_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("batch size %d outside [1, %d]", batch, max_batch_size_));
-  }
+  if (absl::Status s = CheckBatch(batch); !s.ok()) return s;
   const int64_t out_per = output_dims_.elements();
   if (output.size() < static_cast<size_t>(batch * out_per)) {
     return absl::InvalidArgumentError(absl::StrFormat("batch %d needs %d output floats, got %d",

@@ -98,6 +98,7 @@ class CompiledModel {
   struct Arena;
   struct PlanEntry;
   CompiledModel() = default;
+  absl::Status CheckBatch(int64_t batch) const;  // 1 ≤ batch ≤ max_batch_size()
   absl::StatusOr<PlanEntry*> GetEntry(int64_t batch) const;
   // Runs the plan's steps [first, last).
   void Execute(const Plan& plan, size_t first, size_t last, const RunContext& ctx,

@@ -1,12 +1,15 @@
 #pragma once
 
-// Helpers shared by engine tests: deterministic random tensors and params, tolerant compare.
+// Helpers shared by engine tests: deterministic random tensors and params, tolerant compare,
+// and the check that a compiled model reads its input images in place.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
 
+#include "engine/executor.h"
 #include "engine/graph.h"
 #include "engine/tensor.h"
 #include "gtest/gtest.h"
@@ -58,6 +61,22 @@ inline double RelMaxDiff(const Tensor& a, const Tensor& b, double floor = 1e-6) 
     mag = std::max(mag, std::abs(double{b.data()[i]}));
   }
   return diff / mag;
+}
+
+// For a model planned at batch 2 whose outputs for the two images of `x` are `got`: its stem
+// reads a batch's images where they lie (the server hands the engine each request's tensor in
+// place), so the images in swapped buffers give the same outputs, swapped, bit for bit.
+inline void ExpectImagesReadInPlace(const CompiledModel& model, const Tensor& x,
+                                    const Tensor& got) {
+  auto plan = model.GetPlan(2);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE((*plan)->input_by_image()) << (*plan)->Describe(model.graph());
+  const float* images[2] = {x.image(1), x.image(0)};
+  Tensor swapped(2, model.output_dims());
+  ASSERT_TRUE(model.Run(images, swapped.span()).ok());
+  const int64_t per = model.output_dims().elements();
+  EXPECT_TRUE(std::equal(got.image(0), got.image(0) + per, swapped.image(1)));
+  EXPECT_TRUE(std::equal(got.image(1), got.image(1) + per, swapped.image(0)));
 }
 
 }  // namespace visionserve::engine::testing

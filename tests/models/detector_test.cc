@@ -3,7 +3,6 @@
 
 #include "models/detector.h"
 
-#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
@@ -56,20 +55,6 @@ TEST(DetectorCatalogTest, UnknownNamesAndSizesAreErrors) {
   EXPECT_TRUE(absl::StrContains(odd.status().message(), "multiple of 32")) << odd.status();
 }
 
-// The model's stem reads a batch's images where they lie (the server hands the engine each
-// request's tensor in place): the images in swapped buffers give the same outputs, swapped.
-void ExpectImagesReadInPlace(const CompiledModel& model, const Tensor& x, const Tensor& got) {
-  auto plan = model.GetPlan(2);
-  ASSERT_TRUE(plan.ok());
-  EXPECT_TRUE((*plan)->input_by_image()) << (*plan)->Describe(model.graph());
-  const float* images[2] = {x.image(1), x.image(0)};
-  Tensor swapped(2, model.output_dims());
-  ASSERT_TRUE(model.Run(images, swapped.span()).ok());
-  const int64_t per = model.output_dims().elements();
-  EXPECT_TRUE(std::equal(got.image(0), got.image(0) + per, swapped.image(1)));
-  EXPECT_TRUE(std::equal(got.image(1), got.image(1) + per, swapped.image(0)));
-}
-
 class DetectorRunTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DetectorRunTest, PlannedEngineMatchesReferenceAndEmitsYoloConvention) {
@@ -108,7 +93,7 @@ TEST_P(DetectorRunTest, PlannedEngineMatchesReferenceAndEmitsYoloConvention) {
   Tensor got(2, (*model)->output_dims());
   ASSERT_TRUE((*model)->Run(2, x.span(), got.span()).ok());
   EXPECT_LT(engine::testing::RelMaxDiff(got, want), 1e-3) << GetParam();
-  ExpectImagesReadInPlace(**model, x, got);
+  engine::testing::ExpectImagesReadInPlace(**model, x, got);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backbones, DetectorRunTest,

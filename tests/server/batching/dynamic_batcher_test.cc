@@ -43,6 +43,15 @@ std::unique_ptr<BatchTask> TaskFor(Job& job) {
   return t;
 }
 
+// Polls `done` every millisecond for up to 10 s; the caller's expectations then fail on a hang.
+template <typename Done>
+void WaitUntil(Done done) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 DynamicBatcher::Options MakeOptions(DynamicBatcher::RunBatchFn run = SumRun) {
   DynamicBatcher::Options o;
   o.batching.max_batch_size = 8;
@@ -196,10 +205,7 @@ TEST(DynamicBatcherTest, DeadlineDropsWhileEveryInstanceIsBusy) {
   auto t3 = TaskFor(doomed);
   t3->deadline_us = SteadyClock::Get()->NowMicros() + 20'000;
   ASSERT_TRUE((*b)->Enqueue(t3).ok());
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (doomed.calls.load() == 0 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  WaitUntil([&] { return doomed.calls.load() != 0; });
   EXPECT_EQ(doomed.calls.load(), 1);
   EXPECT_EQ(doomed.status.code(), absl::StatusCode::kDeadlineExceeded) << doomed.status;
   EXPECT_EQ(running.calls.load(), 0);  // the batch is still running
@@ -235,10 +241,7 @@ TEST(DynamicBatcherTest, ATaskNotYetDueWhenABatchEndsGoesAtItsQueueDelay) {
   auto t = TaskFor(late);
   ASSERT_TRUE((*b)->Enqueue(t).ok());
   release.Notify();
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (late.calls.load() == 0 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  WaitUntil([&] { return late.calls.load() != 0; });
   ASSERT_EQ(late.calls.load(), 1);
   EXPECT_TRUE(late.status.ok()) << late.status;
   EXPECT_EQ(late.timing.batch_size, 1);
@@ -266,10 +269,7 @@ TEST(DynamicBatcherTest, QueuedFullBatchesRunBackToBack) {
     auto t = TaskFor(jobs[i]);
     ASSERT_TRUE((*b)->Enqueue(t).ok());
   }
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (batches.load() < 10 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  WaitUntil([&] { return batches.load() >= 10; });
   EXPECT_EQ(batches.load(), 10);
   (*b)->Stop(true);
   for (size_t i = 0; i < jobs.size(); ++i) {
