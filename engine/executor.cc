@@ -191,15 +191,7 @@ absl::Status CompiledModel::Run(int64_t batch, std::span<const float> input,
                                 std::span<float> output) const {
   if (absl::Status s = CheckBatch(batch); !s.ok()) return s;
   if (absl::Status s = CheckSizes(batch, input, output); !s.ok()) return s;
-  const int64_t chunk = max_chunk_ > 0 ? std::min(batch, max_chunk_) : batch;
-  const int64_t in_per = input_dims_.elements(), out_per = output_dims_.elements();
-  for (int64_t first = 0; first < batch; first += chunk) {
-    const int64_t n = std::min(chunk, batch - first);
-    absl::Status s =
-        RunChunk(n, input.data() + first * in_per, nullptr, output.data() + first * out_per);
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
+  return RunChunks(batch, input.data(), nullptr, output.data());
 }
 
 absl::Status CompiledModel::Run(std::span<const float* const> images,
@@ -216,10 +208,18 @@ absl::Status CompiledModel::Run(std::span<const float* const> images,
       return absl::InvalidArgumentError(absl::StrFormat("image %d of %d is null", i, batch));
     }
   }
+  return RunChunks(batch, nullptr, images.data(), output.data());
+}
+
+absl::Status CompiledModel::RunChunks(int64_t batch, const float* input, const float* const* images,
+                                      float* output) const {
   const int64_t chunk = max_chunk_ > 0 ? std::min(batch, max_chunk_) : batch;
+  const int64_t in_per = input_dims_.elements(), out_per = output_dims_.elements();
   for (int64_t first = 0; first < batch; first += chunk) {
     const int64_t n = std::min(chunk, batch - first);
-    absl::Status s = RunChunk(n, nullptr, images.data() + first, output.data() + first * out_per);
+    absl::Status s =
+        RunChunk(n, input != nullptr ? input + first * in_per : nullptr,
+                 images != nullptr ? images + first : nullptr, output + first * out_per);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();

@@ -103,6 +103,10 @@ class CompiledModel {
   // Runs the plan's steps [first, last).
   void Execute(const Plan& plan, size_t first, size_t last, const RunContext& ctx,
                std::byte* scratch) const;
+  // Runs a checked batch in chunks of at most max_chunk_ images; the input is `input` (one
+  // buffer) or, when null, `images`.
+  absl::Status RunChunks(int64_t batch, const float* input, const float* const* images,
+                         float* output) const;
   // Runs one chunk whose input is `input` (one buffer) or, when null, `images`.
   absl::Status RunChunk(int64_t batch, const float* input, const float* const* images,
                         float* output) const;

@@ -64,6 +64,19 @@ DynamicBatcher::Options MakeOptions(DynamicBatcher::RunBatchFn run = SumRun) {
   return o;
 }
 
+// One instance whose runs wait until `release` is notified (and count themselves in `runs`).
+DynamicBatcher::Options OneBlockedInstance(absl::Notification& release, int max_batch_size = 1,
+                                           std::atomic<int>* runs = nullptr) {
+  auto opts = MakeOptions([&release, runs](std::span<const float* const> in, std::span<float> out) {
+    if (runs != nullptr) runs->fetch_add(1);
+    release.WaitForNotification();
+    return SumRun(in, out);
+  });
+  opts.batching.instances = 1;
+  opts.batching.max_batch_size = max_batch_size;
+  return opts;
+}
+
 TEST(DynamicBatcherTest, EveryTaskIsAnsweredOnceWithItsOwnResult) {
   std::atomic<int> batches{0};
   auto opts = MakeOptions();
@@ -120,14 +133,7 @@ TEST(DynamicBatcherTest, EngineErrorsReachEveryTaskOfTheBatch) {
 TEST(DynamicBatcherTest, StopWithoutDrainAnswersQueuedTasksAndRefusesNewOnes) {
   absl::Notification release;
   std::atomic<int> runs{0};
-  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
-    runs.fetch_add(1);
-    release.WaitForNotification();
-    return SumRun(in, out);
-  });
-  opts.batching.instances = 1;
-  opts.batching.max_batch_size = 1;
-  auto b = DynamicBatcher::Create(opts);
+  auto b = DynamicBatcher::Create(OneBlockedInstance(release, 1, &runs));
   ASSERT_TRUE(b.ok());
   std::vector<Job> jobs(4);
   for (auto& j : jobs) {
@@ -157,13 +163,7 @@ TEST(DynamicBatcherTest, StopWithoutDrainAnswersQueuedTasksAndRefusesNewOnes) {
 
 TEST(DynamicBatcherTest, CancelledTasksLeaveTheQueue) {
   absl::Notification release;
-  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
-    release.WaitForNotification();
-    return SumRun(in, out);
-  });
-  opts.batching.instances = 1;
-  opts.batching.max_batch_size = 1;
-  auto b = DynamicBatcher::Create(opts);
+  auto b = DynamicBatcher::Create(OneBlockedInstance(release));
   ASSERT_TRUE(b.ok());
   Job first, second;
   auto flag = std::make_shared<std::atomic<bool>>(false);
@@ -188,13 +188,7 @@ TEST(DynamicBatcherTest, CancelledTasksLeaveTheQueue) {
 // not when the running batch ends.
 TEST(DynamicBatcherTest, DeadlineDropsWhileEveryInstanceIsBusy) {
   absl::Notification release;
-  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
-    release.WaitForNotification();
-    return SumRun(in, out);
-  });
-  opts.batching.instances = 1;
-  opts.batching.max_batch_size = 1;
-  auto b = DynamicBatcher::Create(opts);
+  auto b = DynamicBatcher::Create(OneBlockedInstance(release));
   ASSERT_TRUE(b.ok());
   Job running, waiting, doomed;
   auto t1 = TaskFor(running);
@@ -221,13 +215,7 @@ TEST(DynamicBatcherTest, DeadlineDropsWhileEveryInstanceIsBusy) {
 // left to the scheduler, which must still send it when its max_queue_delay_us has passed.
 TEST(DynamicBatcherTest, ATaskNotYetDueWhenABatchEndsGoesAtItsQueueDelay) {
   absl::Notification release;
-  std::atomic<int> runs{0};
-  auto opts = MakeOptions([&](std::span<const float* const> in, std::span<float> out) {
-    if (runs.fetch_add(1) == 0) release.WaitForNotification();
-    return SumRun(in, out);
-  });
-  opts.batching.instances = 1;
-  opts.batching.max_batch_size = 4;
+  auto opts = OneBlockedInstance(release, /*max_batch_size=*/4);  // later runs pass: released
   opts.batching.max_queue_delay_us = 50'000;
   auto b = DynamicBatcher::Create(opts);
   ASSERT_TRUE(b.ok());
