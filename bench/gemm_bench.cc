@@ -50,8 +50,12 @@ void BM_Gemm(benchmark::State& state, Isa isa, int64_t m, int64_t n, int64_t k, 
   const GemmConfig& config = GetGemmConfig(isa);
   const std::vector<float> w = RandomVector(static_cast<size_t>(n * k), 1);
   const std::vector<float> bias = RandomVector(static_cast<size_t>(n), 2);
-  const std::vector<float> a = RandomVector(static_cast<size_t>(m * k), 3);
-  std::vector<float> c(static_cast<size_t>(m * n));
+  // A and C live where the executor keeps them: in engine memory (huge pages from 2 MiB on).
+  const std::vector<float> a_values = RandomVector(static_cast<size_t>(m * k), 3);
+  AlignedPtr<float> a = MakeAligned<float>(a_values.size());
+  std::copy(a_values.begin(), a_values.end(), a.get());
+  AlignedPtr<float> c = MakeAligned<float>(static_cast<size_t>(m * n));
+  std::fill_n(c.get(), m * n, 0.0f);
   const GemmPackedWeights packed = GemmPackedWeights::Pack(config, n, k, w.data(), k, bias.data());
   const GemmEpilogue epilogue = MakeGemmEpilogue(Activation::kReLU, isa);
   // Tiles as the dense GEMM op plans them.
@@ -67,14 +71,14 @@ void BM_Gemm(benchmark::State& state, Isa isa, int64_t m, int64_t n, int64_t k, 
       args.m = std::min(tiling.m_tile, m - m0);
       args.n_begin = n0;
       args.n_end = std::min(n0 + tiling.n_tile, n);
-      args.a = a.data() + m0 * k;
+      args.a = a.get() + m0 * k;
       args.lda = k;
       args.copy_a = copy_a;
-      args.c = c.data() + m0 * n;
+      args.c = c.get() + m0 * n;
       args.ldc = n;
       GemmTile(config, packed, epilogue, args, scratch.get());
     }
-    benchmark::DoNotOptimize(c.data());
+    benchmark::DoNotOptimize(c.get());
     benchmark::ClobberMemory();
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m) * n * k,

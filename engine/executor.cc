@@ -43,7 +43,7 @@ struct CompiledModel::Arena {
     bytes = std::max<size_t>(gather_offset + gather_bytes, 4096);
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
-    if (bytes >= (2u << 20)) madvise(p, bytes, MADV_HUGEPAGE);
+    if (bytes >= kHugePageBytes) madvise(p, bytes, MADV_HUGEPAGE);
     base = static_cast<std::byte*>(p);
     std::memset(base, 0, bytes);  // first touch now, not on the hot path
     if (gather_bytes > 0) gather = reinterpret_cast<float*>(base + gather_offset);

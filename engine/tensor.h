@@ -9,6 +9,7 @@
 namespace visionserve::engine {
 
 inline constexpr size_t kTensorAlignment = 64;
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 // Batch-free shape of an activation: every value in the engine is NHWC with a batch dimension
 // that is only fixed when a plan is made. Vectors (logits, pooled features) are 1×1×C.
@@ -26,7 +27,8 @@ struct AlignedDeleter {
   void operator()(void* p) const;
 };
 
-// 64-byte aligned, uninitialised; returns nullptr only for bytes == 0.
+// 64-byte aligned (2 MiB aligned and marked for transparent huge pages from 2 MiB on),
+// uninitialised; returns nullptr only for bytes == 0.
 void* AlignedAlloc(size_t bytes);
 
 template <typename T>
