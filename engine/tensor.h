@@ -27,8 +27,8 @@ struct AlignedDeleter {
   void operator()(void* p) const;
 };
 
-// 64-byte aligned (2 MiB aligned and marked for transparent huge pages from 2 MiB on),
-// uninitialised; returns nullptr only for bytes == 0.
+// 64-byte aligned (from 2 MiB on: 2 MiB aligned, whole 2 MiB chunks marked for transparent huge
+// pages), uninitialised; returns nullptr only for bytes == 0.
 void* AlignedAlloc(size_t bytes);
 
 template <typename T>

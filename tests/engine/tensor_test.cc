@@ -41,14 +41,14 @@ TEST(AlignedAllocTest, SmallBlocksAreCacheLineAligned) {
 }
 
 TEST(AlignedAllocTest, LargeBlocksAreHugePageAlignedAndMarkedForHugePages) {
-  const size_t bytes = (size_t{3} << 20) + 100;  // rounds up to 4 MiB
+  const size_t bytes = (size_t{3} << 20) + 100;  // one whole 2 MiB chunk and a tail
   AlignedPtr<std::byte> p(static_cast<std::byte*>(AlignedAlloc(bytes)));
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p.get()) % kHugePageBytes, 0u);
   std::memset(p.get(), 1, bytes);
   // madvise(MADV_HUGEPAGE) shows as the "hg" flag of the mapping, whatever the system's THP
   // setting makes of it.
-  const std::string flags = VmFlagsOf(p.get() + bytes - 1);
+  const std::string flags = VmFlagsOf(p.get() + kHugePageBytes - 1);
   ASSERT_FALSE(flags.empty());
   EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
 }
