@@ -115,6 +115,10 @@ absl::Status ValidatePreprocessedFloat(std::span<const float> values,
                                        std::span<const int64_t> shape, int crop_size);
 absl::Status CheckPreprocessedFloat(std::span<const float> values, std::span<const int64_t> shape,
                                     int crop_size, std::span<float> out);
+// The same for a float16 tensor (IEEE binary16, little-endian, `bytes` of any alignment):
+// checked, then converted into `out` (exact: every half is a float).
+absl::Status CheckPreprocessedHalf(std::span<const uint8_t> bytes, std::span<const int64_t> shape,
+                                   int crop_size, std::span<float> out);
 
 // Decode(bytes, limits, spec.resize_size) then Preprocess: the request path for JPEG/PNG
 // payloads. Uses DCT-scaled JPEG decoding (see Decode); call Decode(bytes, limits, 0) and
