@@ -104,7 +104,7 @@ int Main(int argc, char** argv) {
   flags.String("input", &input, "synthetic, or a folder of .jpg/.jpeg/.png files");
   flags.String("image-size", &image_size, "synthetic: WIDTHxHEIGHT");
   flags.String("encoding", &encoding,
-               "synthetic: jpeg, png, u8 (raw HWC tensor) or f32 (preprocessed tensor, size = "
+               "synthetic: jpeg, png, u8 (raw HWC tensor), f32 or f16 (preprocessed tensor, size = "
                "the model's input)");
   flags.Int("distinct-images", &distinct_images, "synthetic: different images in rotation");
   flags.Int("images-per-request", &images_per_request, "images in each request");

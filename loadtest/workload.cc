@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/preprocess/half.h"
 
 namespace visionserve::loadtest {
 
@@ -141,8 +142,9 @@ absl::StatusOr<Encoding> ParseEncoding(absl::string_view name) {
   if (name == "png") return Encoding::kPng;
   if (name == "u8") return Encoding::kRawU8;
   if (name == "f32") return Encoding::kRawF32;
+  if (name == "f16") return Encoding::kRawF16;
   return absl::InvalidArgumentError(
-      absl::StrCat("encoding must be jpeg, png, u8 or f32, got \"", name, "\""));
+      absl::StrCat("encoding must be jpeg, png, u8, f32 or f16, got \"", name, "\""));
 }
 
 const char* EncodingName(Encoding e) {
@@ -155,6 +157,8 @@ const char* EncodingName(Encoding e) {
       return "u8";
     case Encoding::kRawF32:
       return "f32";
+    case Encoding::kRawF16:
+      return "f16";
   }
   return "?";
 }
@@ -269,23 +273,31 @@ absl::StatusOr<std::unique_ptr<Workload>> Workload::Create(const WorkloadOptions
       return absl::InvalidArgumentError("synthetic image size must be 1..16384 per side");
     }
     if (o.distinct_images < 1) return absl::InvalidArgumentError("distinct images must be >= 1");
-    if (o.encoding == Encoding::kRawF32 && o.width != o.height) {
+    const bool preprocessed = o.encoding == Encoding::kRawF32 || o.encoding == Encoding::kRawF16;
+    if (preprocessed && o.width != o.height) {
       return absl::InvalidArgumentError(
-          "f32 tensors are preprocessed model inputs: width and height must both be the model's "
+          "f32 and f16 tensors are preprocessed model inputs: width and height must both be the "
+          "model's "
           "input size");
     }
     for (int i = 0; i < o.distinct_images; ++i) {
       const uint32_t seed = static_cast<uint32_t>(o.seed * 1000003u + static_cast<uint64_t>(i));
       v1::Image img;
-      if (o.encoding == Encoding::kRawF32) {
+      if (preprocessed) {
         std::mt19937 rng(seed);
         std::normal_distribution<float> normal(0.0f, 1.0f);
         std::vector<float> v(static_cast<size_t>(o.width) * o.height * 3);
         for (float& x : v) x = normal(rng);
         v1::RawTensor* t = img.mutable_tensor();
-        t->set_dtype(v1::RawTensor::FLOAT32);
         for (int64_t d : {int64_t{o.height}, int64_t{o.width}, int64_t{3}}) t->add_shape(d);
-        t->set_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+        if (o.encoding == Encoding::kRawF16) {
+          t->set_dtype(v1::RawTensor::FLOAT16);
+          t->set_data(preprocess::FloatsToHalfBytes(v));
+        } else {
+          t->set_dtype(v1::RawTensor::FLOAT32);
+          t->set_data(
+              std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+        }
       } else {
         const std::vector<uint8_t> rgb = SyntheticPixels(o.width, o.height, seed);
         if (o.encoding == Encoding::kRawU8) {

@@ -39,15 +39,16 @@ struct Target {
 // e.g. "model:convnext_tiny@1;policy:balanced@3;inline:budget_ms=50,objective=fastest".
 absl::StatusOr<std::vector<Target>> ParseMix(absl::string_view spec);
 
-enum class Encoding { kJpeg, kPng, kRawU8, kRawF32 };
-absl::StatusOr<Encoding> ParseEncoding(absl::string_view name);  // jpeg, png, u8, f32
+enum class Encoding { kJpeg, kPng, kRawU8, kRawF32, kRawF16 };
+absl::StatusOr<Encoding> ParseEncoding(absl::string_view name);  // jpeg, png, u8, f32, f16
 const char* EncodingName(Encoding e);
 
 struct WorkloadOptions {
   // "synthetic", or a folder whose .jpg/.jpeg/.png files are sent as they are (sorted by name).
   std::string input = "synthetic";
-  // Synthetic images: size, how they are sent, how many distinct ones. kRawF32 sends an already
-  // preprocessed FLOAT32 tensor and needs width == height == the model's input size.
+  // Synthetic images: size, how they are sent, how many distinct ones. kRawF32 (kRawF16) sends an
+  // already preprocessed FLOAT32 (FLOAT16) tensor and needs width == height == the model's input
+  // size.
   int width = 224, height = 224;
   Encoding encoding = Encoding::kJpeg;
   int distinct_images = 8;

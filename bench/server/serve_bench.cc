@@ -3,8 +3,8 @@
 //   serve_bench --mode throughput --model efficientnet_b0 --batch 8 --concurrency 24 --seconds 10
 //     The raw engine's img/s at batch B (CompiledModel::Run in a loop) and the server's img/s
 //     with the batcher set to batch B and C concurrent Classify calls carrying FLOAT32 tensors
-//     (no decoding), measured in alternating windows (--rounds): the ratio is what batching, gRPC
-//     and the request pipeline cost.
+//     (--dtype float16: FLOAT16; no decoding), measured in alternating windows (--rounds): the
+//     ratio is what batching, gRPC and the request pipeline cost.
 //   serve_bench --mode overload --rate 60 --budget-ms 100 --seconds 20
 //     The three default models; open-loop Poisson arrivals at R requests/s, each with a
 //     deadline of the budget. Run twice: pinned to convnext_tiny, then with the `balanced`
@@ -35,6 +35,7 @@
 #include "models/catalog.h"
 #include "models/zoo.h"
 #include "server/flags.h"
+#include "server/preprocess/half.h"
 #include "server/server.h"
 #include "vision_service.grpc.pb.h"
 
@@ -47,7 +48,8 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::string FloatTensorRequest(int size, uint32_t seed, int images = 1) {
+// Preprocessed tensors, FLOAT32 or (half = true) FLOAT16.
+std::string FloatTensorRequest(int size, uint32_t seed, int images = 1, bool half = false) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-2, 2);
   std::vector<float> v(static_cast<size_t>(size) * size * 3);
@@ -55,9 +57,14 @@ std::string FloatTensorRequest(int size, uint32_t seed, int images = 1) {
   v1::ClassifyRequest req;
   for (int i = 0; i < images; ++i) {
     v1::RawTensor* t = req.add_images()->mutable_tensor();
-    t->set_dtype(v1::RawTensor::FLOAT32);
     for (int64_t d : {size, size, 3}) t->add_shape(d);
-    t->set_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+    if (half) {
+      t->set_dtype(v1::RawTensor::FLOAT16);
+      t->set_data(preprocess::FloatsToHalfBytes(v));
+    } else {
+      t->set_dtype(v1::RawTensor::FLOAT32);
+      t->set_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+    }
   }
   return req.SerializeAsString();
 }
@@ -347,7 +354,7 @@ std::unique_ptr<Server> StartServer(const std::string& repository) {
 
 int Main(int argc, char** argv) {
   KeepFreedMemory();  // as the daemon does (server/server.h)
-  std::string mode = "throughput", model = "efficientnet_b0";
+  std::string mode = "throughput", model = "efficientnet_b0", dtype = "float32";
   int64_t batch = 8, concurrency = 24, images_per_request = 1;
   int64_t rate = 60, budget_ms = 100, seconds = 10, instances = 1, rounds = 4;
   FlagParser flags("serve_bench: serving throughput and overload behaviour over gRPC");
@@ -357,6 +364,7 @@ int Main(int argc, char** argv) {
   flags.Int("concurrency", &concurrency, "throughput: calls in flight");
   flags.Int("images-per-request", &images_per_request,
             "throughput: images in each Classify call (each is batched on its own)");
+  flags.String("dtype", &dtype, "throughput: tensor dtype sent, float32 or float16");
   flags.Int("instances", &instances, "throughput: batches in flight at once (model instances)");
   flags.Int("rate", &rate, "overload: offered requests/s");
   flags.Int("budget-ms", &budget_ms, "overload: per-request deadline");
@@ -401,7 +409,12 @@ int Main(int argc, char** argv) {
     grpc::GenericStub stub(
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     v1::ClassifyRequest req;
-    req.ParseFromString(FloatTensorRequest(input_size, 1, static_cast<int>(images_per_request)));
+    if (dtype != "float32" && dtype != "float16") {
+      std::fprintf(stderr, "--dtype must be float32 or float16\n");
+      return 2;
+    }
+    req.ParseFromString(FloatTensorRequest(input_size, 1, static_cast<int>(images_per_request),
+                                           dtype == "float16"));
     // Raw and served windows alternate, so that the machine's drift (±5-10% over a minute on
     // these VMs) lands on both sides of the ratio instead of on one of them.
     const double window = static_cast<double>(seconds) / static_cast<double>(rounds);
@@ -430,11 +443,12 @@ int Main(int argc, char** argv) {
     }
     std::printf(
         "{\"mode\":\"throughput\",\"model\":\"%s\",\"batch\":%ld,\"concurrency\":%ld,"
-        "\"images_per_request\":%ld,\"instances\":%ld,\"rounds\":%ld,"
+        "\"images_per_request\":%ld,\"dtype\":\"%s\",\"instances\":%ld,\"rounds\":%ld,"
         "\"raw_engine_img_s\":%.1f,\"served_img_s\":%.1f,\"ratio\":%.3f,"
         "\"round_ratios\":[%s],\"mean_batch\":%.2f%s}\n",
-        model.c_str(), long(batch), long(concurrency), long(images_per_request), long(instances),
-        long(rounds), raw, served, served / raw, per_round.c_str(), mean_batch, apart.c_str());
+        model.c_str(), long(batch), long(concurrency), long(images_per_request), dtype.c_str(),
+        long(instances), long(rounds), raw, served, served / raw, per_round.c_str(), mean_batch,
+        apart.c_str());
     if (server) {
       server->Drain();
     } else {

@@ -37,8 +37,10 @@ absl::Status PreprocessForClassify(const v1::Image& image, const preprocess::Cla
             std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(d.data()), d.size()),
             static_cast<int>(t.shape(0)), static_cast<int>(t.shape(1)), spec, limits, out);
       }
-      if (t.dtype() == v1::RawTensor::FLOAT32) return CheckFloatTensorInto(t, spec.crop_size, out);
-      return absl::InvalidArgumentError("tensor dtype must be UINT8 or FLOAT32");
+      if (t.dtype() == v1::RawTensor::FLOAT32 || t.dtype() == v1::RawTensor::FLOAT16) {
+        return CheckFloatTensorInto(t, spec.crop_size, out);
+      }
+      return absl::InvalidArgumentError(kTensorDtypes);
     }
     case v1::Image::DATA_NOT_SET:
       break;
@@ -76,6 +78,12 @@ absl::Status ClassifyJob::ValidateFor(const repository::ServedModel& model) {
 
 absl::Status CheckFloatTensorInto(const v1::RawTensor& t, int size, std::span<float> out) {
   const std::string& d = t.data();
+  if (t.dtype() == v1::RawTensor::FLOAT16) {
+    const std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
+    return preprocess::CheckPreprocessedHalf(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(d.data()), d.size()), shape, size,
+        out);
+  }
   if (d.size() % sizeof(float) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("FLOAT32 tensor data has ", d.size(), " bytes, not a multiple of 4"));

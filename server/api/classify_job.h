@@ -45,15 +45,18 @@ class ClassifyJob final : public InferenceJob {
 // The floats of a FLOAT32 tensor when its bytes are float-aligned and a whole number of floats
 // (protobuf's bytes live in malloc'ed memory, so they are), else an empty span.
 std::span<const float> FloatsInPlace(const v1::RawTensor& t);
-// Checks a FLOAT32 tensor as a preprocessed size × size × 3 model input (shape, finite) and
-// copies it into `out`: read in place when FloatsInPlace allows, else through an aligned copy.
+// The error for a tensor of another dtype.
+inline constexpr const char* kTensorDtypes = "tensor dtype must be UINT8, FLOAT32 or FLOAT16";
+// Checks a FLOAT32 or FLOAT16 tensor as a preprocessed size × size × 3 model input (shape,
+// finite) and copies (FLOAT16: converts) it into `out`; FLOAT32 is read in place when
+// FloatsInPlace allows, else through an aligned copy.
 absl::Status CheckFloatTensorInto(const v1::RawTensor& t, int size, std::span<float> out);
 // An image that is a FLOAT32 tensor usable in place as a size × size × 3 model input: its floats,
 // checked (shape, finite); an empty span when it is not such a tensor or cannot be read in place.
 absl::StatusOr<std::span<const float>> CheckedFloatsInPlace(const v1::Image& image, int size);
 
 // Decodes or checks one image into a classifier's input (resize, crop, normalize; or a
-// preprocessed FLOAT32 tensor). Shared with tools that preprocess without a server.
+// preprocessed FLOAT32 or FLOAT16 tensor). Shared with tools that preprocess without a server.
 absl::Status PreprocessForClassify(const v1::Image& image, const preprocess::ClassifySpec& spec,
                                    const preprocess::Limits& limits, std::span<float> out);
 

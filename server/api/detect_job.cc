@@ -11,7 +11,8 @@ namespace visionserve::api {
 
 namespace {
 constexpr const char* kFloatTensorNote =
-    " (a FLOAT32 tensor is the detector's letterboxed input; boxes come back in its pixels)";
+    " (a FLOAT32 or FLOAT16 tensor is the detector's letterboxed input; boxes come back in its "
+    "pixels)";
 }  // namespace
 
 absl::Status PreprocessForDetect(const v1::Image& image, int input_size,
@@ -53,7 +54,7 @@ absl::Status PreprocessForDetect(const v1::Image& image, int input_size,
             std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(d.data()), d.size()),
             static_cast<int>(w), static_cast<int>(h));
       }
-      if (t.dtype() == v1::RawTensor::FLOAT32) {
+      if (t.dtype() == v1::RawTensor::FLOAT32 || t.dtype() == v1::RawTensor::FLOAT16) {
         if (absl::Status s = CheckFloatTensorInto(t, input_size, out); !s.ok()) {
           return absl::Status(s.code(), absl::StrCat(s.message(), kFloatTensorNote));
         }
@@ -62,7 +63,7 @@ absl::Status PreprocessForDetect(const v1::Image& image, int input_size,
         *geometry = *g;
         return absl::OkStatus();
       }
-      return absl::InvalidArgumentError("tensor dtype must be UINT8 or FLOAT32");
+      return absl::InvalidArgumentError(kTensorDtypes);
     }
     case v1::Image::DATA_NOT_SET:
       break;

@@ -23,6 +23,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/preprocess/half.h"
 #include "tests/e2e/server_process.h"
 #include "vision_service.grpc.pb.h"
 
@@ -320,6 +321,46 @@ TEST_F(ServerE2ETest, PngAndTheSamePixelsAsARawTensorGiveIdenticalResults) {
     EXPECT_FLOAT_EQ(ra.results(0).classes(k).score(), rb.results(0).classes(k).score());
   }
   EXPECT_EQ(ra.served_by().decision_reason(), "requested by name");
+}
+
+// FLOAT16 is exact on the server's side: the same values sent as FLOAT32 answer the same, and a
+// non-finite half is refused like a non-finite float.
+TEST_F(ServerE2ETest, AFloat16TensorAnswersLikeTheSameValuesAsFloat32) {
+  std::vector<float> values(224 * 224 * 3);
+  for (size_t i = 0; i < values.size(); ++i) {
+    values[i] = preprocess::HalfBitsToFloat(preprocess::FloatToHalfBits(std::sin(0.003f * i)));
+  }
+  v1::ClassifyRequest a, b;
+  a.set_top_k(10);
+  b.set_top_k(10);
+  v1::RawTensor* t32 = a.add_images()->mutable_tensor();
+  t32->set_dtype(v1::RawTensor::FLOAT32);
+  v1::RawTensor* t16 = b.add_images()->mutable_tensor();
+  t16->set_dtype(v1::RawTensor::FLOAT16);
+  for (int64_t d : {224, 224, 3}) {
+    t32->add_shape(d);
+    t16->add_shape(d);
+  }
+  t32->set_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4));
+  t16->set_data(preprocess::FloatsToHalfBytes(values));
+  ASSERT_EQ(t16->data().size(), values.size() * 2);
+  v1::ClassifyResponse ra, rb;
+  ASSERT_TRUE(Classify(a, &ra).ok());
+  grpc::Status s = Classify(b, &rb);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(ra.results(0).classes_size(), 10);
+  ASSERT_EQ(rb.results(0).classes_size(), 10);
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_EQ(ra.results(0).classes(k).index(), rb.results(0).classes(k).index());
+    EXPECT_EQ(ra.results(0).classes(k).score(), rb.results(0).classes(k).score());
+  }
+
+  std::string data = t16->data();
+  data[2 * 1000 + 1] = 0x7e;  // NaN at element 1000 (h=1, w=109, c=1)
+  t16->set_data(data);
+  ExpectError(b, grpc::StatusCode::INVALID_ARGUMENT, "element 1000 (h=1, w=109, c=1) is NaN");
+  t16->set_dtype(static_cast<v1::RawTensor::DType>(9));
+  ExpectError(b, grpc::StatusCode::INVALID_ARGUMENT, "UINT8, FLOAT32 or FLOAT16");
 }
 
 TEST_F(ServerE2ETest, BadRequestsGetSpecificErrors) {

@@ -4,12 +4,14 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/preprocess/half.h"
 
 namespace visionserve::loadtest {
 namespace {
@@ -133,6 +135,22 @@ TEST(WorkloadTest, RawTensorsHaveTheServersLayout) {
   const v1::RawTensor f = Assemble(**w, 0, "x").images(0).tensor();
   EXPECT_EQ(f.dtype(), v1::RawTensor::FLOAT32);
   EXPECT_EQ(f.data().size(), 16u * 16 * 3 * sizeof(float));
+
+  o.encoding = Encoding::kRawF16;
+  w = Workload::Create(o);
+  ASSERT_TRUE(w.ok());
+  const v1::RawTensor h = Assemble(**w, 0, "x").images(0).tensor();
+  EXPECT_EQ(h.dtype(), v1::RawTensor::FLOAT16);
+  EXPECT_EQ(std::vector<int64_t>(h.shape().begin(), h.shape().end()),
+            std::vector<int64_t>({16, 16, 3}));
+  ASSERT_EQ(h.data().size(), 16u * 16 * 3 * 2);
+  // The same synthetic values as the f32 tensor, rounded to halves.
+  for (size_t i = 0; i < 16 * 16 * 3; ++i) {
+    float v;
+    std::memcpy(&v, f.data().data() + 4 * i, sizeof(v));
+    const auto* b = reinterpret_cast<const uint8_t*>(h.data().data()) + 2 * i;
+    ASSERT_EQ(b[0] | (b[1] << 8), preprocess::FloatToHalfBits(v)) << i;
+  }
 }
 
 TEST(WorkloadTest, PickFollowsTheWeightsDeterministicallyAndRotatesImages) {
