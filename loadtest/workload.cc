@@ -277,8 +277,7 @@ absl::StatusOr<std::unique_ptr<Workload>> Workload::Create(const WorkloadOptions
     if (preprocessed && o.width != o.height) {
       return absl::InvalidArgumentError(
           "f32 and f16 tensors are preprocessed model inputs: width and height must both be the "
-          "model's "
-          "input size");
+          "model's input size");
     }
     for (int i = 0; i < o.distinct_images; ++i) {
       const uint32_t seed = static_cast<uint32_t>(o.seed * 1000003u + static_cast<uint64_t>(i));

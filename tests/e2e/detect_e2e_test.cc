@@ -338,18 +338,23 @@ TEST_F(DetectE2ETest, APolicyChoosesAmongDetectorsOnly) {
 }
 
 TEST_F(DetectE2ETest, PreletterboxedFloatTensorsGetBoxesInInputPixels) {
-  v1::DetectRequest req;
-  v1::RawTensor* t = req.add_images()->mutable_tensor();
-  t->set_dtype(v1::RawTensor::FLOAT32);
-  t->add_shape(kInput);
-  t->add_shape(kInput);
-  t->add_shape(3);
-  t->set_data(std::string(kInput * kInput * 3 * sizeof(float), '\0'));
-  req.set_max_detections(1000);
-  v1::DetectResponse resp;
-  ASSERT_TRUE(Detect(req, &resp).ok());
-  ExpectKnownBoxes(resp.results(0), kInput, kInput);
-  EXPECT_EQ(resp.results(0).detections_size(), (kInput / kCell) * (kInput / kCell));
+  // Zeros, as FLOAT32 and as FLOAT16 (a half's zero is zero bytes too).
+  for (const auto& [dtype, bytes] : {std::pair{v1::RawTensor::FLOAT32, sizeof(float)},
+                                     std::pair{v1::RawTensor::FLOAT16, size_t{2}}}) {
+    SCOPED_TRACE(v1::RawTensor::DType_Name(dtype));
+    v1::DetectRequest req;
+    v1::RawTensor* t = req.add_images()->mutable_tensor();
+    t->set_dtype(dtype);
+    t->add_shape(kInput);
+    t->add_shape(kInput);
+    t->add_shape(3);
+    t->set_data(std::string(kInput * kInput * 3 * bytes, '\0'));
+    req.set_max_detections(1000);
+    v1::DetectResponse resp;
+    ASSERT_TRUE(Detect(req, &resp).ok());
+    ExpectKnownBoxes(resp.results(0), kInput, kInput);
+    EXPECT_EQ(resp.results(0).detections_size(), (kInput / kCell) * (kInput / kCell));
+  }
 }
 
 TEST_F(DetectE2ETest, StreamAnswersEveryMessageAndKeepsGoingAfterErrors) {
