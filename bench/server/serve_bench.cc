@@ -386,6 +386,10 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "--rounds and --seconds must be at least 1\n");
       return 2;
     }
+    if (dtype != "float32" && dtype != "float16") {
+      std::fprintf(stderr, "--dtype must be float32 or float16\n");
+      return 2;
+    }
     RawEngine raw_engine(model, static_cast<int>(batch));
     const auto dir = std::filesystem::temp_directory_path() / "serve_bench_repo";
     std::filesystem::create_directories(dir);
@@ -409,10 +413,6 @@ int Main(int argc, char** argv) {
     grpc::GenericStub stub(
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     v1::ClassifyRequest req;
-    if (dtype != "float32" && dtype != "float16") {
-      std::fprintf(stderr, "--dtype must be float32 or float16\n");
-      return 2;
-    }
     req.ParseFromString(FloatTensorRequest(input_size, 1, static_cast<int>(images_per_request),
                                            dtype == "float16"));
     // Raw and served windows alternate, so that the machine's drift (±5-10% over a minute on

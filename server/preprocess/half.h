@@ -2,7 +2,7 @@
 
 // IEEE 754 binary16 ("half", FLOAT16 tensors on the wire) to float32, with the finiteness check
 // FLOAT32 inputs get. A half is exactly representable as a float, so every path gives the same
-// bits; the F16C path (every AVX2 CPU has it) is ~10× the plain one.
+// bits: the F16C path (every AVX2 CPU has it) and the plain one.
 
 #include <cstddef>
 #include <cstdint>
