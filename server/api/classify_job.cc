@@ -78,8 +78,8 @@ absl::Status ClassifyJob::ValidateFor(const repository::ServedModel& model) {
 
 absl::Status CheckFloatTensorInto(const v1::RawTensor& t, int size, std::span<float> out) {
   const std::string& d = t.data();
+  const std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
   if (t.dtype() == v1::RawTensor::FLOAT16) {
-    const std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
     return preprocess::CheckPreprocessedHalf(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(d.data()), d.size()), shape, size,
         out);
@@ -88,7 +88,6 @@ absl::Status CheckFloatTensorInto(const v1::RawTensor& t, int size, std::span<fl
     return absl::InvalidArgumentError(
         absl::StrCat("FLOAT32 tensor data has ", d.size(), " bytes, not a multiple of 4"));
   }
-  const std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
   if (const std::span<const float> in_place = FloatsInPlace(t); !in_place.empty()) {
     return preprocess::CheckPreprocessedFloat(in_place, shape, size, out);
   }

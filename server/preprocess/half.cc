@@ -66,7 +66,7 @@ std::string FloatsToHalfBytes(std::span<const float> values) {
 
 int64_t HalfToFloatRef(const uint8_t* src, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) {
-    const uint16_t h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+    const uint16_t h = HalfBitsAt(src, i);
     if ((h & 0x7c00u) == 0x7c00u) return static_cast<int64_t>(i);
     out[i] = HalfBitsToFloat(h);
   }

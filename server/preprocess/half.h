@@ -23,6 +23,10 @@ int64_t HalfToFloat(engine::Isa isa, const uint8_t* src, size_t n, float* out);
 // Plain C++, one value at a time: the reference the vector paths are tested against.
 int64_t HalfToFloatRef(const uint8_t* src, size_t n, float* out);
 
+// The bits of little-endian half `i` at `src` (any alignment).
+inline uint16_t HalfBitsAt(const uint8_t* src, size_t i) {
+  return static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+}
 // The float32 value of one half's bits (Inf and NaN convert too).
 float HalfBitsToFloat(uint16_t h);
 // The half nearest to `f` (ties to even; beyond ±65504 rounds to ±Inf), for clients that send

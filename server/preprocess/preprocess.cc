@@ -202,9 +202,7 @@ absl::Status CheckPreprocessedHalf(std::span<const uint8_t> bytes, std::span<con
   if (absl::Status s = CheckOutputSize(out.size(), crop_size); !s.ok()) return s;
   if (const int64_t bad = HalfToFloat(bytes.data(), n, out.data()); bad >= 0) {
     const size_t i = static_cast<size_t>(bad);
-    return NonFiniteElement(
-        i, crop_size,
-        HalfBitsToFloat(static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8))));
+    return NonFiniteElement(i, crop_size, HalfBitsToFloat(HalfBitsAt(bytes.data(), i)));
   }
   return absl::OkStatus();
 }
